@@ -1,0 +1,3 @@
+from purea2c.cli import main
+
+raise SystemExit(main())

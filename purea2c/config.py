@@ -1,0 +1,290 @@
+"""Training configuration: static fields, traced hyperparameters, validation, presets.
+
+`Config` is a frozen dataclass registered as a pytree. Fields that fix shapes, loop lengths
+or code paths are *static* (they live in the pytree's tree definition, so changing one
+recompiles); numeric hyperparameters are *traced* leaves, so ``jax.vmap`` over
+``config.replace(pi_learning_rate=lr)`` sweeps them inside one compiled program.
+
+Every field is checked when a `Config` is built from concrete values; a bad value raises
+``ValueError`` naming the field, the value and the rule. Traced values (inside ``jit`` or
+``vmap``) cannot be checked and are passed through. Derived quantities are properties.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import numbers
+from typing import Any
+
+import jax
+import numpy as np
+from flax import struct
+
+_ACTIVATIONS = ("tanh", "relu", "gelu", "silu")
+_VALUE_LOSSES = ("mse", "huber")
+_POLICY_OBJECTIVES = ("vanilla_pg", "ppo_clip")
+_SHARED_TORSO = ("none", "sync")
+
+
+def _static(default: Any, doc: str) -> Any:
+    return struct.field(pytree_node=False, default=default, metadata={"doc": doc})
+
+
+def _traced(default: float, doc: str) -> Any:
+    return struct.field(pytree_node=True, default=default, metadata={"doc": doc})
+
+
+@struct.dataclass
+class Config:
+    """Everything that defines one training run. See each field's ``doc`` metadata."""
+
+    # --- environment (static) ---
+    env: Any = _static(
+        "CartPole-v1",
+        "gymnax environment: a registered name (str) or an object with the gymnax 1.x API.",
+    )
+    num_envs: int = _static(16, "Environments stepped in parallel (vmap) per agent.")
+    rollout_length: int = _static(
+        16, "Env steps per environment per iteration, before the learning phase."
+    )
+    total_timesteps: int = _static(
+        131_072, "Env steps of the whole run (all environments); rounded down to whole iterations."
+    )
+    # --- n-step returns and replay (static) ---
+    n_step: int = _static(8, "n of the n-step bootstrapped return G = R(n) + I(n) v(S_t+n).")
+    buffer_capacity: int = _static(256, "Ring-buffer capacity in transitions.")
+    batch_size: int = _static(256, "Transitions per minibatch update.")
+    num_passes: int = _static(
+        1,
+        "Updates per iteration = num_passes * rollout_length * num_envs / batch_size "
+        "(rounded down): how many times, on average, each new transition is sampled.",
+    )
+    clear_buffer: bool = _static(
+        True, "Empty the buffer after each learning phase (on-policy, coax's A2C schedule)."
+    )
+    # --- networks (static) ---
+    hidden_sizes: tuple[int, ...] = _static((64, 64), "Widths of the MLP torso's hidden layers.")
+    activation: str = _static("tanh", f"Torso activation, one of {_ACTIVATIONS}.")
+    shared_torso: str = _static(
+        "none",
+        "'sync': after each update, the torso parameters of pi and v are replaced by their "
+        "weighted mean (coax's sync_shared_params); 'none': independent torsos.",
+    )
+    # --- objectives (static) ---
+    value_loss: str = _static(
+        "mse", "TD loss of v: 'mse' (0.5 td^2) or 'huber' (td_error then clipped to +-huber_delta)."
+    )
+    policy_objective: str = _static(
+        "vanilla_pg",
+        "'vanilla_pg': -td_error * log pi(A|S); 'ppo_clip': clipped ratio to the stored behaviour "
+        "log-probability.",
+    )
+    use_target_network: bool = _static(
+        False, "Bootstrap from a Polyak-averaged copy of v (rate target_tau) instead of v itself."
+    )
+    # --- traced hyperparameters ---
+    gamma: float = _traced(0.99, "Discount factor, in [0, 1].")
+    pi_learning_rate: float = _traced(1e-3, "Adam learning rate of the policy, > 0.")
+    v_learning_rate: float = _traced(1e-3, "Adam learning rate of the value function, > 0.")
+    entropy_coef: float = _traced(0.01, "Weight beta of the entropy bonus, >= 0.")
+    max_grad_norm: float = _traced(
+        1.0, "Global-norm gradient clip (optax.clip_by_global_norm) of each updater, > 0."
+    )
+    huber_delta: float = _traced(1.0, "delta of the huber TD loss, > 0 (used when value_loss='huber').")
+    target_tau: float = _traced(
+        0.1, "Polyak rate of the target network, in (0, 1] (used when use_target_network)."
+    )
+    ppo_epsilon: float = _traced(0.2, "PPO clip range, > 0 (used when policy_objective='ppo_clip').")
+    sync_weight: float = _traced(
+        0.5, "Weight of pi's torso in the synced mean, in [0, 1] (used when shared_torso='sync')."
+    )
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    # --- derived quantities ---
+    @property
+    def steps_per_iteration(self) -> int:
+        """Env steps per iteration over all environments."""
+        return self.num_envs * self.rollout_length
+
+    @property
+    def num_iterations(self) -> int:
+        """Whole iterations in ``total_timesteps``."""
+        return self.total_timesteps // self.steps_per_iteration
+
+    @property
+    def updates_per_iteration(self) -> int:
+        """Minibatch updates of each network per iteration."""
+        return self.num_passes * self.steps_per_iteration // self.batch_size
+
+    # --- presets ---
+    @classmethod
+    def coax_a2c(cls, **overrides: Any) -> "Config":
+        """The settings of coax's A2C example on CartPole: one env, n=5, gamma=0.9, a buffer of
+        256 sampled in ~4 passes of batch 32 and then cleared, Adam 1e-3 (pi) / 2e-3 (v),
+        huber TD loss, synced torso."""
+        settings = dict(
+            env="CartPole-v1",
+            num_envs=1,
+            rollout_length=256,
+            n_step=5,
+            gamma=0.9,
+            buffer_capacity=256,
+            batch_size=32,
+            num_passes=4,
+            clear_buffer=True,
+            pi_learning_rate=1e-3,
+            v_learning_rate=2e-3,
+            value_loss="huber",
+            shared_torso="sync",
+            entropy_coef=0.0,
+            total_timesteps=102_400,
+        )
+        settings.update(overrides)
+        return cls(**settings)
+
+    @classmethod
+    def fields_doc(cls) -> dict[str, str]:
+        """Field name -> its documentation, for help texts."""
+        return {f.name: f.metadata.get("doc", "") for f in dataclasses.fields(cls)}
+
+
+# ------------------------------------------------------------------------------------------
+# Validation
+# ------------------------------------------------------------------------------------------
+
+
+def _concrete(value: Any) -> np.ndarray | None:
+    """The value as a numpy array if it is a concrete number (or array of them), else None."""
+    if isinstance(value, jax.core.Tracer):
+        return None
+    if isinstance(value, (numbers.Number, np.ndarray, np.generic, jax.Array)):
+        try:
+            return np.asarray(value)
+        except Exception:  # pragma: no cover - e.g. deleted buffers
+            return None
+    return None
+
+
+def _fail(field: str, value: Any, rule: str) -> None:
+    raise ValueError(f"Config.{field}={value!r} is invalid: {rule}")
+
+
+def _check_int(cfg: Config, field: str, minimum: int) -> None:
+    value = getattr(cfg, field)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        _fail(field, value, f"must be a Python int >= {minimum}")
+    if value < minimum:
+        _fail(field, value, f"must be >= {minimum}")
+
+
+def _check_float(cfg: Config, field: str, rule: str, ok) -> None:
+    value = getattr(cfg, field)
+    arr = _concrete(value)
+    if arr is None:
+        # A tracer, or a placeholder the pytree machinery builds while flattening.
+        if isinstance(value, (str, bool, tuple, list, dict)):
+            _fail(field, value, "must be a number")
+        return
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+        _fail(field, value, "must be a real number")
+    if not (np.all(np.isfinite(arr)) and np.all(ok(arr))):
+        _fail(field, value, rule)
+
+
+def _check_choice(cfg: Config, field: str, choices: tuple) -> None:
+    value = getattr(cfg, field)
+    if value not in choices:
+        _fail(field, value, f"must be one of {choices}")
+
+
+def _validate(cfg: Config) -> None:
+    for field in ("num_envs", "rollout_length", "n_step", "buffer_capacity", "batch_size",
+                  "num_passes", "total_timesteps"):
+        _check_int(cfg, field, 1)
+    for field in ("clear_buffer", "use_target_network"):
+        if not isinstance(getattr(cfg, field), bool):
+            _fail(field, getattr(cfg, field), "must be a bool")
+    hs = cfg.hidden_sizes
+    if not isinstance(hs, tuple) or not all(
+        isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in hs
+    ):
+        _fail("hidden_sizes", hs, "must be a tuple of ints >= 1 (e.g. (64, 64))")
+    _check_choice(cfg, "activation", _ACTIVATIONS)
+    _check_choice(cfg, "shared_torso", _SHARED_TORSO)
+    _check_choice(cfg, "value_loss", _VALUE_LOSSES)
+    _check_choice(cfg, "policy_objective", _POLICY_OBJECTIVES)
+    if cfg.shared_torso == "sync" and len(hs) == 0:
+        _fail("shared_torso", cfg.shared_torso, "'sync' needs a torso (hidden_sizes non-empty)")
+
+    # Relations between static fields.
+    if cfg.batch_size > cfg.buffer_capacity:
+        _fail("batch_size", cfg.batch_size,
+              f"must be <= buffer_capacity ({cfg.buffer_capacity})")
+    if cfg.num_envs > cfg.buffer_capacity:
+        _fail("num_envs", cfg.num_envs,
+              f"must be <= buffer_capacity ({cfg.buffer_capacity}): each env step adds "
+              "num_envs transitions to the ring buffer at once")
+    if cfg.clear_buffer and cfg.buffer_capacity < cfg.steps_per_iteration:
+        _fail("buffer_capacity", cfg.buffer_capacity,
+              "must be >= num_envs * rollout_length "
+              f"({cfg.steps_per_iteration}) when clear_buffer=True, or transitions of an "
+              "iteration would be overwritten before they are learned from")
+    if cfg.total_timesteps < cfg.steps_per_iteration:
+        _fail("total_timesteps", cfg.total_timesteps,
+              f"must be >= num_envs * rollout_length ({cfg.steps_per_iteration}), one iteration")
+    if cfg.num_passes * cfg.steps_per_iteration < cfg.batch_size:
+        _fail("num_passes", cfg.num_passes,
+              "num_passes * num_envs * rollout_length must be >= batch_size, "
+              "or an iteration makes no update")
+
+    # Traced hyperparameters (checked when concrete).
+    _check_float(cfg, "gamma", "must be in [0, 1]", lambda x: (x >= 0) & (x <= 1))
+    for field in ("pi_learning_rate", "v_learning_rate", "max_grad_norm", "huber_delta",
+                  "ppo_epsilon"):
+        _check_float(cfg, field, "must be > 0", lambda x: x > 0)
+    _check_float(cfg, "entropy_coef", "must be >= 0", lambda x: x >= 0)
+    _check_float(cfg, "target_tau", "must be in (0, 1]", lambda x: (x > 0) & (x <= 1))
+    _check_float(cfg, "sync_weight", "must be in [0, 1]", lambda x: (x >= 0) & (x <= 1))
+
+    _check_env(cfg.env)
+
+
+_GYMNAX_API = ("reset", "step", "action_space", "observation_space", "default_params")
+
+
+@functools.lru_cache(maxsize=None)
+def _check_env_name(name: str) -> None:
+    import gymnax
+
+    if name not in gymnax.registered_envs:
+        _fail("env", name, f"unknown environment; registered gymnax environments: "
+                           f"{sorted(gymnax.registered_envs)}")
+    env, params = gymnax.make(name)
+    _check_spaces(env, params, name)
+
+
+def _check_spaces(env: Any, params: Any, label: str) -> None:
+    from gymnax.environments import spaces
+
+    action_space = env.action_space(params)
+    if not isinstance(action_space, spaces.Discrete):
+        _fail("env", label, f"its action space {action_space!r} is not supported by this "
+                            "version of purea2c (discrete actions only)")
+    obs_shape = env.observation_space(params).shape
+    if len(obs_shape) != 1:
+        _fail("env", label, f"its observation shape {obs_shape} is not supported by this "
+                            "version of purea2c (vector observations only)")
+
+
+def _check_env(env: Any) -> None:
+    if isinstance(env, str):
+        _check_env_name(env)
+        return
+    missing = [name for name in _GYMNAX_API if not hasattr(env, name)]
+    if missing:
+        _fail("env", env, f"must be a registered gymnax name or an object with the gymnax "
+                          f"1.x API; it lacks {missing}")
+    _check_spaces(env, env.default_params, repr(env))

@@ -1,0 +1,317 @@
+"""`init`, `run` and `train`: the whole A2C run as one XLA program.
+
+    train = run(init(key, config), config, config.num_iterations)
+
+    run:   lax.scan over iterations
+             1. rollout  lax.scan over rollout_length env steps: pi samples A and log pi(A|S),
+                         vmapped gymnax step with auto-reset, n-step tracer, masked buffer add
+             2. learn    lax.scan over updates_per_iteration minibatches from the buffer:
+                         SimpleTD update of v (td_error from the pre-update v), then VanillaPG
+                         (or PPO-clip) update of pi weighted by td_error; torso sync; target net
+             3. clear    the buffer (if clear_buffer), and this iteration's metrics
+
+Everything is a pure function of ``(key, config)``; static config fields fix the program,
+traced ones are its inputs, so ``jax.vmap`` over keys or hyperparameters needs no edits.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from purea2c import distributions, envs, networks, objectives, replay, tracing
+from purea2c.config import Config
+
+
+class Params(NamedTuple):
+    pi: Any  # flax variables of the policy
+    v: Any  # flax variables of the value function
+
+
+class TrainState(NamedTuple):
+    """Everything a run carries from one iteration to the next."""
+
+    params: Params
+    target_v: Any  # Polyak-averaged copy of params.v (equal to it when no target network)
+    opt_state: Params  # optax states of the two updaters
+    env: envs.VecEnvState
+    tracer: tracing.TracerState  # leaves [num_envs, ...]
+    buffer: replay.ReplayState
+    key: jax.Array  # the run's random key
+    env_steps: jax.Array  # int32, env steps taken so far (all envs)
+    iteration: jax.Array  # int32, iterations completed
+
+
+class Metrics(NamedTuple):
+    """One value per iteration (a leading ``[num_iterations]`` axis after `run`)."""
+
+    env_steps: jax.Array  # int32, env steps at the end of the iteration
+    episodes: jax.Array  # int32, episodes that finished during the iteration
+    episode_return: jax.Array  # float32, their mean undiscounted return (NaN if episodes == 0)
+    episode_length: jax.Array  # float32, their mean length (NaN if episodes == 0)
+    value_loss: jax.Array  # float32, mean over the iteration's updates
+    policy_loss: jax.Array  # float32
+    entropy: jax.Array  # float32, mean policy entropy on the minibatches
+    td_error: jax.Array  # float32, mean td_error (as handed to the policy update)
+    pi_grad_norm: jax.Array  # float32, global norm of pi's gradient, before clipping
+    v_grad_norm: jax.Array  # float32, global norm of v's gradient, before clipping
+    kl: jax.Array  # float32, KL(behaviour || pi) before each policy update, mean
+
+
+class TrainResult(NamedTuple):
+    state: TrainState
+    metrics: Metrics
+
+
+class _Setup(NamedTuple):
+    """Objects derived from the static part of a config (built while tracing)."""
+
+    env: Any
+    env_params: Any
+    nets: networks.Networks
+    pi_opt: optax.GradientTransformation
+    v_opt: optax.GradientTransformation
+
+
+def _setup(config: Config) -> _Setup:
+    env, env_params = envs.make_env(config.env)
+    nets = networks.make_networks(envs.num_actions(env, env_params), config.hidden_sizes,
+                                  config.activation)
+    pi_opt = optax.chain(optax.clip_by_global_norm(config.max_grad_norm),
+                         optax.adam(config.pi_learning_rate))
+    v_opt = optax.chain(optax.clip_by_global_norm(config.max_grad_norm),
+                        optax.adam(config.v_learning_rate))
+    return _Setup(env, env_params, nets, pi_opt, v_opt)
+
+
+# ------------------------------------------------------------------------------------------
+# init
+# ------------------------------------------------------------------------------------------
+
+
+def _init(key: jax.Array, config: Config) -> TrainState:
+    s = _setup(config)
+    key, key_pi, key_v, key_env = jax.random.split(key, 4)
+    env_state = envs.reset(key_env, s.env, s.env_params, config.num_envs)
+    obs = env_state.obs[0]
+    params = Params(pi=s.nets.pi.init(key_pi, obs), v=s.nets.v.init(key_v, obs))
+    if config.shared_torso == "sync":
+        params = Params(*networks.sync_torsos(params.pi, params.v, config.sync_weight))
+    action = jnp.zeros((), jnp.int32)
+    tracer = jax.vmap(lambda o: tracing.init(config.n_step, o, action))(env_state.obs)
+    example = tracing.Transition(obs=obs, action=action, log_prob=jnp.zeros(()),
+                                 reward=jnp.zeros(()), discount=jnp.zeros(()), next_obs=obs)
+    return TrainState(
+        params=params,
+        target_v=params.v,
+        opt_state=Params(pi=s.pi_opt.init(params.pi), v=s.v_opt.init(params.v)),
+        env=env_state,
+        tracer=tracer,
+        buffer=replay.init(config.buffer_capacity, example),
+        key=key,
+        env_steps=jnp.zeros((), jnp.int32),
+        iteration=jnp.zeros((), jnp.int32),
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# 1. rollout
+# ------------------------------------------------------------------------------------------
+
+
+class _RolloutCarry(NamedTuple):
+    env: envs.VecEnvState
+    tracer: tracing.TracerState
+    buffer: replay.ReplayState
+    key: jax.Array
+    episodes: jax.Array  # int32
+    return_sum: jax.Array  # float32
+    length_sum: jax.Array  # float32
+
+
+def _env_step(s: _Setup, config: Config, pi_params: Any, carry: _RolloutCarry,
+              _: None) -> tuple[_RolloutCarry, None]:
+    key, key_act, key_env = jax.random.split(carry.key, 3)
+    obs = carry.env.obs
+    logits = s.nets.pi.apply(pi_params, obs)
+    action = distributions.categorical_sample(key_act, logits)
+    log_prob = distributions.categorical_log_prob(logits, action)
+    env_state, res = envs.step(key_env, s.env, s.env_params, carry.env, action)
+    tracer, transition, valid = jax.vmap(tracing.step, in_axes=(0,) * 9 + (None,))(
+        carry.tracer, obs, action, log_prob, res.reward, res.terminated, res.truncated,
+        res.final_obs, res.next_obs, config.gamma)
+    carry = _RolloutCarry(
+        env=env_state,
+        tracer=tracer,
+        buffer=replay.add(carry.buffer, transition, valid),
+        key=key,
+        episodes=carry.episodes + jnp.sum(res.episode_done.astype(jnp.int32)),
+        return_sum=carry.return_sum + jnp.sum(res.episode_return),
+        length_sum=carry.length_sum + jnp.sum(res.episode_length.astype(jnp.float32)),
+    )
+    return carry, None
+
+
+# ------------------------------------------------------------------------------------------
+# 2. learn
+# ------------------------------------------------------------------------------------------
+
+
+class _LearnCarry(NamedTuple):
+    params: Params
+    target_v: Any
+    opt_state: Params
+
+
+class _UpdateMetrics(NamedTuple):
+    value_loss: jax.Array
+    policy_loss: jax.Array
+    entropy: jax.Array
+    td_error: jax.Array
+    pi_grad_norm: jax.Array
+    v_grad_norm: jax.Array
+    kl: jax.Array
+
+
+def _value_update(s: _Setup, config: Config, carry: _LearnCarry,
+                  batch: tracing.Transition) -> tuple[Any, Any, jax.Array, jax.Array, jax.Array]:
+    """SimpleTD: one optimizer step of v; returns the td_error of the pre-update v."""
+    v_next = s.nets.v.apply(carry.target_v, batch.next_obs)
+    target = objectives.td_target(batch.reward, batch.discount, v_next)
+
+    def loss_fn(v_params):
+        td = target - s.nets.v.apply(v_params, batch.obs)
+        return objectives.value_loss(td, config.value_loss, config.huber_delta), td
+
+    (loss, td), grads = jax.value_and_grad(loss_fn, has_aux=True)(carry.params.v)
+    updates, opt_state = s.v_opt.update(grads, carry.opt_state.v, carry.params.v)
+    td_error = objectives.td_error_signal(td, config.value_loss, config.huber_delta)
+    return (optax.apply_updates(carry.params.v, updates), opt_state, loss, td_error,
+            optax.global_norm(grads))
+
+
+def _policy_update(s: _Setup, config: Config, carry: _LearnCarry, batch: tracing.Transition,
+                   td_error: jax.Array) -> tuple[Any, Any, jax.Array, jax.Array, jax.Array,
+                                                 jax.Array]:
+    """VanillaPG (or PPO-clip): one optimizer step of pi weighted by the constant td_error."""
+    def loss_fn(pi_params):
+        logits = s.nets.pi.apply(pi_params, batch.obs)
+        log_prob = distributions.categorical_log_prob(logits, batch.action)
+        entropy = distributions.categorical_entropy(logits)
+        if config.policy_objective == "ppo_clip":
+            loss = objectives.ppo_clip_loss(log_prob, batch.log_prob, td_error, entropy,
+                                            config.entropy_coef, config.ppo_epsilon)
+        else:
+            loss = objectives.vanilla_pg_loss(log_prob, td_error, entropy, config.entropy_coef)
+        kl = objectives.kl_to_behaviour(log_prob, batch.log_prob)
+        return loss, (jnp.mean(entropy), kl)
+
+    (loss, (entropy, kl)), grads = jax.value_and_grad(loss_fn, has_aux=True)(carry.params.pi)
+    updates, opt_state = s.pi_opt.update(grads, carry.opt_state.pi, carry.params.pi)
+    return (optax.apply_updates(carry.params.pi, updates), opt_state, loss, entropy, kl,
+            optax.global_norm(grads))
+
+
+def _update(s: _Setup, config: Config, buffer: replay.ReplayState, carry: _LearnCarry,
+            key: jax.Array) -> tuple[_LearnCarry, _UpdateMetrics]:
+    batch = replay.sample(buffer, key, config.batch_size)
+    v_params, v_opt, v_loss, td_error, v_norm = _value_update(s, config, carry, batch)
+    pi_params, pi_opt, pi_loss, entropy, kl, pi_norm = _policy_update(
+        s, config, carry, batch, td_error)
+    if config.shared_torso == "sync":
+        pi_params, v_params = networks.sync_torsos(pi_params, v_params, config.sync_weight)
+    if config.use_target_network:
+        target_v = optax.incremental_update(v_params, carry.target_v, config.target_tau)
+    else:
+        target_v = v_params
+    new = _LearnCarry(Params(pi_params, v_params), target_v, Params(pi_opt, v_opt))
+    # An empty buffer (only while the first n-1 steps fill the tracer) makes no update.
+    new = jax.tree.map(lambda a, b: jnp.where(buffer.size > 0, a, b), new, carry)
+    return new, _UpdateMetrics(v_loss, pi_loss, entropy, jnp.mean(td_error), pi_norm, v_norm,
+                               kl)
+
+
+# ------------------------------------------------------------------------------------------
+# one iteration, run, train
+# ------------------------------------------------------------------------------------------
+
+
+def _iteration(s: _Setup, config: Config, state: TrainState,
+               _: None) -> tuple[TrainState, Metrics]:
+    key, key_rollout, key_learn = jax.random.split(state.key, 3)
+    zero_f = jnp.zeros((), jnp.float32)
+    rollout = _RolloutCarry(state.env, state.tracer, state.buffer, key_rollout,
+                            jnp.zeros((), jnp.int32), zero_f, zero_f)
+    rollout, _ = jax.lax.scan(functools.partial(_env_step, s, config, state.params.pi),
+                              rollout, None, length=config.rollout_length)
+
+    learn = _LearnCarry(state.params, state.target_v, state.opt_state)
+    update_keys = jax.random.split(key_learn, config.updates_per_iteration)
+    learn, update_metrics = jax.lax.scan(
+        functools.partial(_update, s, config, rollout.buffer), learn, update_keys)
+
+    buffer = replay.clear(rollout.buffer) if config.clear_buffer else rollout.buffer
+    env_steps = state.env_steps + config.steps_per_iteration
+    finished = rollout.episodes.astype(jnp.float32)
+    nan = jnp.full((), jnp.nan, jnp.float32)
+    means = jax.tree.map(jnp.mean, update_metrics)
+    metrics = Metrics(
+        env_steps=env_steps,
+        episodes=rollout.episodes,
+        episode_return=jnp.where(finished > 0, rollout.return_sum / jnp.maximum(finished, 1), nan),
+        episode_length=jnp.where(finished > 0, rollout.length_sum / jnp.maximum(finished, 1), nan),
+        **means._asdict(),
+    )
+    new_state = TrainState(
+        params=learn.params,
+        target_v=learn.target_v,
+        opt_state=learn.opt_state,
+        env=rollout.env,
+        tracer=rollout.tracer,
+        buffer=buffer,
+        key=key,
+        env_steps=env_steps,
+        iteration=state.iteration + 1,
+    )
+    return new_state, metrics
+
+
+def _run(state: TrainState, config: Config, num_iterations: int) -> tuple[TrainState, Metrics]:
+    s = _setup(config)
+    return jax.lax.scan(functools.partial(_iteration, s, config), state, None,
+                        length=num_iterations)
+
+
+def _train(key: jax.Array, config: Config) -> TrainResult:
+    state, metrics = _run(_init(key, config), config, config.num_iterations)
+    return TrainResult(state, metrics)
+
+
+@jax.jit
+def init(key: jax.Array, config: Config) -> TrainState:
+    """A fresh `TrainState`: initial parameters, optimizer states, reset envs, empty tracer
+    and buffer. ``key`` is a typed or raw PRNG key; ``config`` a `Config`."""
+    return _init(key, config)
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def run(state: TrainState, config: Config, num_iterations: int) -> tuple[TrainState, Metrics]:
+    """Continues a run by ``num_iterations`` (static) iterations; returns the new state and
+    the per-iteration metrics ``[num_iterations]``. ``init`` then several ``run`` calls give
+    the same result as one ``train`` call of the same total length."""
+    return _run(state, config, num_iterations)
+
+
+@jax.jit
+def train(key: jax.Array, config: Config) -> TrainResult:
+    """Trains for ``config.num_iterations`` iterations from ``key``; pure and deterministic.
+
+    Works plainly, under ``jax.jit``, and under ``jax.vmap`` over keys or over traced
+    hyperparameters of ``config``. Returns `TrainResult` (final state, metrics
+    ``[num_iterations]``).
+    """
+    return _train(key, config)
