@@ -14,6 +14,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+def scaled_init(gain: float) -> nn.initializers.Initializer:
+    """Truncated normal with variance ``gain**2 / fan_in``: the scale of an orthogonal init of
+    that gain, without its QR decomposition. (A batched QR under ``vmap`` over seeds can
+    deadlock XLA's CPU thread pool in jaxlib 0.10: its LAPACK kernel waits on tasks queued
+    behind itself.)"""
+    return nn.initializers.variance_scaling(gain**2, "fan_in", "truncated_normal")
+
+
 _ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "tanh": jnp.tanh,
     "relu": nn.relu,
@@ -23,7 +31,7 @@ _ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
 
 
 class MLPTorso(nn.Module):
-    """Dense layers with orthogonal(sqrt 2) initialisation; ``[..., D] -> [..., hidden[-1]]``."""
+    """Dense layers at the scale of orthogonal(sqrt 2); ``[..., D] -> [..., hidden[-1]]``."""
 
     hidden_sizes: Sequence[int]
     activation: str = "tanh"
@@ -32,7 +40,7 @@ class MLPTorso(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         act = _ACTIVATIONS[self.activation]
         for i, width in enumerate(self.hidden_sizes):
-            x = nn.Dense(width, kernel_init=nn.initializers.orthogonal(np.sqrt(2.0)),
+            x = nn.Dense(width, kernel_init=scaled_init(np.sqrt(2.0)),
                          name=f"dense_{i}")(x)
             x = act(x)
         return x
@@ -48,7 +56,7 @@ class PolicyNet(nn.Module):
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
         x = MLPTorso(self.hidden_sizes, self.activation, name="torso")(obs)
-        return nn.Dense(self.num_actions, kernel_init=nn.initializers.orthogonal(0.01),
+        return nn.Dense(self.num_actions, kernel_init=scaled_init(0.01),
                         name="head")(x)
 
 
@@ -61,7 +69,7 @@ class ValueNet(nn.Module):
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
         x = MLPTorso(self.hidden_sizes, self.activation, name="torso")(obs)
-        return nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0), name="head")(x)[..., 0]
+        return nn.Dense(1, kernel_init=scaled_init(1.0), name="head")(x)[..., 0]
 
 
 class Networks(NamedTuple):

@@ -191,7 +191,7 @@ def _value_update(s: _Setup, config: Config, carry: _LearnCarry,
     updates, opt_state = s.v_opt.update(grads, carry.opt_state.v, carry.params.v)
     td_error = objectives.td_error_signal(td, config.value_loss, config.huber_delta)
     return (optax.apply_updates(carry.params.v, updates), opt_state, loss, td_error,
-            optax.global_norm(grads))
+            optax.tree.norm(grads))
 
 
 def _policy_update(s: _Setup, config: Config, carry: _LearnCarry, batch: tracing.Transition,
@@ -213,7 +213,7 @@ def _policy_update(s: _Setup, config: Config, carry: _LearnCarry, batch: tracing
     (loss, (entropy, kl)), grads = jax.value_and_grad(loss_fn, has_aux=True)(carry.params.pi)
     updates, opt_state = s.pi_opt.update(grads, carry.opt_state.pi, carry.params.pi)
     return (optax.apply_updates(carry.params.pi, updates), opt_state, loss, entropy, kl,
-            optax.global_norm(grads))
+            optax.tree.norm(grads))
 
 
 def _update(s: _Setup, config: Config, buffer: replay.ReplayState, carry: _LearnCarry,

@@ -1,0 +1,121 @@
+"""Tests for the categorical distribution helpers (`purea2c.distributions`), checked against
+float64 numpy."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from purea2c import distributions
+
+SHAPES = [(6,), (4, 6), (3, 4, 6)]  # [A], [B, A], [T, B, A]
+
+
+def np_log_softmax(logits):
+    x = np.asarray(logits, np.float64)
+    x = x - x.max(-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(-1, keepdims=True))
+
+
+def random_logits(shape, seed, scale=2.0):
+    return np.random.default_rng(seed).normal(scale=scale, size=shape).astype(np.float32)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_log_prob_matches_numpy(shape):
+    logits = random_logits(shape, 0)
+    rng = np.random.default_rng(1)
+    actions = rng.integers(0, shape[-1], size=shape[:-1]).astype(np.int32)
+    got = distributions.categorical_log_prob(jnp.asarray(logits), jnp.asarray(actions))
+    assert got.shape == shape[:-1] and got.dtype == jnp.float32
+    expected = np.take_along_axis(np_log_softmax(logits), actions[..., None], axis=-1)[..., 0]
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_log_prob_hand_value():
+    # logits [0, ln 3] -> probs [1/4, 3/4]; log pi(1) = ln 0.75, log pi(0) = ln 0.25.
+    logits = jnp.asarray([[0.0, np.log(3.0)], [0.0, np.log(3.0)]], jnp.float32)
+    got = distributions.categorical_log_prob(logits, jnp.asarray([1, 0], jnp.int32))
+    np.testing.assert_allclose(got, [np.log(0.75), np.log(0.25)], rtol=1e-6)
+
+
+def test_log_prob_is_stable_for_large_logits():
+    logits = jnp.asarray([1000.0, 0.0, -1000.0], jnp.float32)
+    got = distributions.categorical_log_prob(logits, jnp.asarray(1, jnp.int32))
+    np.testing.assert_allclose(got, -1000.0, rtol=1e-6)
+    assert np.isfinite(float(distributions.categorical_entropy(logits)))
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_entropy_matches_numpy(shape):
+    logits = random_logits(shape, 2)
+    got = distributions.categorical_entropy(jnp.asarray(logits))
+    assert got.shape == shape[:-1]
+    log_p = np_log_softmax(logits)
+    np.testing.assert_allclose(got, -np.sum(np.exp(log_p) * log_p, axis=-1), rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_entropy_limits():
+    # Uniform over A actions: H = ln A; a (nearly) deterministic policy: H ~ 0.
+    np.testing.assert_allclose(distributions.categorical_entropy(jnp.zeros((5,))), np.log(5.0),
+                               rtol=1e-6)
+    np.testing.assert_allclose(
+        distributions.categorical_entropy(jnp.asarray([50.0, 0.0, 0.0])), 0.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_mode_is_argmax(shape):
+    logits = random_logits(shape, 3)
+    got = distributions.categorical_mode(jnp.asarray(logits))
+    assert got.shape == shape[:-1] and got.dtype == jnp.int32
+    np.testing.assert_array_equal(got, np.argmax(logits, axis=-1))
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_sample_shape_dtype_range(shape):
+    a = distributions.categorical_sample(jax.random.key(0), jnp.asarray(random_logits(shape, 4)))
+    assert a.shape == shape[:-1] and a.dtype == jnp.int32
+    assert np.all((np.asarray(a) >= 0) & (np.asarray(a) < shape[-1]))
+
+
+def test_sample_frequencies_match_softmax():
+    # One row of logits broadcast to many independent draws.
+    logits = np.array([1.0, 0.0, -1.0, 2.0, 0.5], np.float32)
+    draws = 100_000
+    batch = jnp.broadcast_to(jnp.asarray(logits), (draws, logits.shape[0]))
+    a = np.asarray(distributions.categorical_sample(jax.random.key(7), batch))
+    freq = np.bincount(a, minlength=logits.shape[0]) / draws
+    probs = np.exp(np_log_softmax(logits))
+    # Standard error <= sqrt(0.25 / 1e5) ~ 0.0016; allow ~5 standard errors.
+    np.testing.assert_allclose(freq, probs, atol=0.008)
+
+
+def test_sample_per_row_distribution_in_batch():
+    # Two rows with opposite preferences in a [T, B, A] batch: each row's samples follow its
+    # own logits (a sampler that mixed up rows or axes would fail).
+    logits = np.array([[4.0, 0.0, 0.0], [0.0, 0.0, 4.0]], np.float32)  # [B=2, A=3]
+    batch = jnp.broadcast_to(jnp.asarray(logits), (20_000, 2, 3))  # [T, B, A]
+    a = np.asarray(distributions.categorical_sample(jax.random.key(8), batch))
+    assert a.shape == (20_000, 2)
+    probs = np.exp(np_log_softmax(logits))
+    for b in range(2):
+        freq = np.bincount(a[:, b], minlength=3) / a.shape[0]
+        np.testing.assert_allclose(freq, probs[b], atol=0.015)
+
+
+def test_two_keys_give_different_samples():
+    logits = jnp.zeros((64, 4))
+    a = distributions.categorical_sample(jax.random.key(0), logits)
+    b = distributions.categorical_sample(jax.random.key(1), logits)
+    assert not np.array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_jit_and_vmap():
+    logits = jnp.asarray(random_logits((3, 4, 6), 9))
+    actions = distributions.categorical_mode(logits)
+    f = jax.jit(jax.vmap(distributions.categorical_log_prob))
+    np.testing.assert_allclose(f(logits, actions),
+                               distributions.categorical_log_prob(logits, actions), rtol=1e-6)

@@ -1,0 +1,94 @@
+"""Vectorised stepping: terminated vs truncated vs final observation, on CartPole-v1."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from purea2c import envs
+
+
+def _run(env, params, state, actions, key):
+    results = []
+    for t, a in enumerate(actions):
+        state, res = envs.step(jax.random.fold_in(key, t), env, params, state, a)
+        results.append(res)
+    return state, results
+
+
+def test_termination_keeps_final_obs_and_resets():
+    env, params = envs.make_env("CartPole-v1")
+    state = envs.reset(jax.random.key(0), env, params, 2)
+    step = jax.jit(lambda k, s, a: envs.step(k, env, params, s, a))
+    # Always push right: the pole falls within a few dozen steps, no time limit reached.
+    done_at = None
+    for t in range(200):
+        prev_obs = state.obs
+        state, res = step(jax.random.key(t), state, jnp.ones((2,), jnp.int32))
+        if bool(res.episode_done[0]):
+            done_at = t
+            break
+    assert done_at is not None and done_at < 100
+    assert bool(res.terminated[0]) and not bool(res.truncated[0])
+    # The final observation is past a threshold (|x| > 2.4 or |theta| > 12 degrees) ...
+    fo = np.asarray(res.final_obs[0])
+    assert abs(fo[0]) > 2.4 or abs(fo[2]) > 12 * 2 * np.pi / 360
+    # ... and is the Euler step from the previous observation, while next_obs is a reset.
+    assert np.allclose(fo[0], prev_obs[0, 0] + 0.02 * prev_obs[0, 1], atol=1e-6)
+    assert np.all(np.abs(np.asarray(res.next_obs[0])) <= 0.05)
+    # Episode statistics: CartPole pays 1 per step, the terminal step included.
+    assert float(res.episode_return[0]) == done_at + 1
+    assert int(res.episode_length[0]) == done_at + 1
+    assert float(state.stats.episode_return[0]) == 0.0
+
+
+def test_truncation_at_time_limit():
+    env, params = envs.make_env("CartPole-v1")
+    params = params.replace(max_steps_in_episode=5)
+    state = envs.reset(jax.random.key(1), env, params, 3)
+    flags = []
+    for t in range(5):
+        before = state.obs
+        state, res = envs.step(jax.random.key(t), env, params, state,
+                               jnp.array([0, 1, 0], jnp.int32))
+        flags.append((np.asarray(res.terminated), np.asarray(res.truncated)))
+    term, trunc = flags[-1]
+    assert not term.any() and trunc.all()
+    assert all(not f[1].any() and not f[0].any() for f in flags[:-1])
+    # final_obs is the genuine 5th observation, next_obs a fresh reset; they differ.
+    assert not np.allclose(np.asarray(res.final_obs), np.asarray(res.next_obs))
+    assert np.allclose(np.asarray(res.final_obs)[:, 0],
+                       np.asarray(before)[:, 0] + 0.02 * np.asarray(before)[:, 1], atol=1e-6)
+    assert np.all(np.asarray(res.episode_length) == 5)
+    assert np.all(np.asarray(state.stats.episode_length) == 0)
+
+
+def test_terminated_wins_over_truncated():
+    env, params = envs.make_env("CartPole-v1")
+    state = envs.reset(jax.random.key(2), env, params, 1)
+    step = jax.jit(lambda k, s, a: envs.step(k, env, params, s, a))
+    t = 0
+    while True:
+        state, res = step(jax.random.key(t), state, jnp.ones((1,), jnp.int32))
+        t += 1
+        if bool(res.episode_done[0]):
+            break
+    # Re-run the same episode with the time limit set to the termination step: both fire.
+    params_short = params.replace(max_steps_in_episode=t)
+    state = envs.reset(jax.random.key(2), env, params_short, 1)
+    for i in range(t):
+        state, res = envs.step(jax.random.key(i), env, params_short, state,
+                               jnp.ones((1,), jnp.int32))
+    assert bool(res.terminated[0]) and not bool(res.truncated[0])
+
+
+def test_env_step_is_vmap_consistent():
+    env, params = envs.make_env("CartPole-v1")
+    state = envs.reset(jax.random.key(3), env, params, 4)
+    actions = jnp.array([0, 1, 1, 0], jnp.int32)
+    _, res = envs.step(jax.random.key(9), env, params, state, actions)
+    keys = jax.random.split(jax.random.key(9), 4)
+    for i in range(4):
+        single = jax.tree.map(lambda x: x[i:i + 1], state)
+        obs, *_ = env.step(keys[i], jax.tree.map(lambda x: x[0], single.env_state),
+                           actions[i], params)
+        np.testing.assert_allclose(np.asarray(res.next_obs[i]), np.asarray(obs), rtol=1e-6)

@@ -1,0 +1,126 @@
+"""Tests for the policy / value networks and coax's torso synchronisation
+(`purea2c.networks`)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from purea2c import networks
+
+OBS_DIM, NUM_ACTIONS, HIDDEN = 4, 3, (8, 8)
+
+
+def init_params(seed_pi=0, seed_v=1, activation="tanh"):
+    nets = networks.make_networks(NUM_ACTIONS, HIDDEN, activation)
+    obs = jnp.zeros((1, OBS_DIM))
+    return nets, nets.pi.init(jax.random.key(seed_pi), obs), nets.v.init(jax.random.key(seed_v),
+                                                                           obs)
+
+
+def to_numpy(tree):
+    return jax.tree.map(lambda x: np.array(x, copy=True), tree)
+
+
+def assert_trees_equal(a, b):
+    assert jax.tree.structure(a) == jax.tree.structure(b)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.3, 0.5, 1.0])
+def test_sync_torsos_is_weighted_average(weight):
+    _, pi_params, v_params = init_params()
+    pi_before, v_before = to_numpy(pi_params), to_numpy(v_params)
+    new_pi, new_v = networks.sync_torsos(pi_params, v_params, jnp.float32(weight))
+
+    expected_torso = jax.tree.map(lambda p, v: weight * p + (1.0 - weight) * v,
+                                  pi_before["params"]["torso"], v_before["params"]["torso"])
+    for new in (new_pi, new_v):
+        assert jax.tree.structure(new["params"]["torso"]) == jax.tree.structure(expected_torso)
+        for x, y in zip(jax.tree.leaves(new["params"]["torso"]),
+                        jax.tree.leaves(expected_torso)):
+            np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
+    # Heads are untouched.
+    assert_trees_equal(new_pi["params"]["head"], pi_before["params"]["head"])
+    assert_trees_equal(new_v["params"]["head"], v_before["params"]["head"])
+    # Inputs are not mutated.
+    assert_trees_equal(pi_params, pi_before)
+    assert_trees_equal(v_params, v_before)
+    # Structure is preserved (the result can be fed back to apply).
+    assert jax.tree.structure(new_pi) == jax.tree.structure(pi_params)
+    assert jax.tree.structure(new_v) == jax.tree.structure(v_params)
+
+
+def test_sync_weight_one_gives_pi_torso_and_zero_gives_v_torso():
+    _, pi_params, v_params = init_params()
+    new_pi, new_v = networks.sync_torsos(pi_params, v_params, 1.0)
+    assert_trees_equal(new_pi["params"]["torso"], pi_params["params"]["torso"])
+    assert_trees_equal(new_v["params"]["torso"], pi_params["params"]["torso"])
+    new_pi, new_v = networks.sync_torsos(pi_params, v_params, 0.0)
+    assert_trees_equal(new_pi["params"]["torso"], v_params["params"]["torso"])
+    assert_trees_equal(new_v["params"]["torso"], v_params["params"]["torso"])
+    # The two torsos were different to start with, so the checks above can fail.
+    assert not np.allclose(pi_params["params"]["torso"]["dense_0"]["kernel"],
+                           v_params["params"]["torso"]["dense_0"]["kernel"])
+
+
+def test_sync_is_jittable_with_traced_weight():
+    _, pi_params, v_params = init_params()
+    sync = jax.jit(networks.sync_torsos)
+    a = sync(pi_params, v_params, jnp.float32(0.25))
+    b = sync(pi_params, v_params, jnp.float32(0.75))
+    assert sync._cache_size() == 1
+    k = lambda p: np.asarray(p["params"]["torso"]["dense_1"]["kernel"])  # noqa: E731
+    np.testing.assert_allclose(k(a[0]), 0.25 * k(pi_params) + 0.75 * k(v_params), rtol=1e-5,
+                               atol=1e-7)
+    np.testing.assert_allclose(k(b[1]), 0.75 * k(pi_params) + 0.25 * k(v_params), rtol=1e-5,
+                               atol=1e-7)
+
+
+def test_synced_networks_still_apply():
+    nets, pi_params, v_params = init_params()
+    new_pi, new_v = networks.sync_torsos(pi_params, v_params, 0.5)
+    obs = jnp.ones((2, OBS_DIM))
+    assert nets.pi.apply(new_pi, obs).shape == (2, NUM_ACTIONS)
+    assert nets.v.apply(new_v, obs).shape == (2,)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu", "gelu", "silu"])
+def test_output_shapes(activation):
+    nets, pi_params, v_params = init_params(activation=activation)
+    obs = jnp.asarray(np.random.default_rng(0).normal(size=(5, OBS_DIM)), jnp.float32)
+    logits = nets.pi.apply(pi_params, obs)
+    value = nets.v.apply(v_params, obs)
+    assert logits.shape == (5, NUM_ACTIONS) and value.shape == (5,)
+    assert logits.dtype == jnp.float32 and value.dtype == jnp.float32
+    assert np.all(np.isfinite(logits)) and np.all(np.isfinite(value))
+    # Extra leading dims: [T, B, D] -> [T, B, A] and [T, B].
+    obs3 = jnp.zeros((2, 5, OBS_DIM))
+    assert nets.pi.apply(pi_params, obs3).shape == (2, 5, NUM_ACTIONS)
+    assert nets.v.apply(v_params, obs3).shape == (2, 5)
+
+
+def test_param_tree_layout():
+    _, pi_params, v_params = init_params()
+    for params in (pi_params, v_params):
+        assert set(params["params"]) == {"torso", "head"}
+        assert set(params["params"]["torso"]) == {"dense_0", "dense_1"}
+    # Same torso architecture (required for sync), different heads.
+    assert (jax.tree.map(jnp.shape, pi_params["params"]["torso"])
+            == jax.tree.map(jnp.shape, v_params["params"]["torso"]))
+    assert pi_params["params"]["head"]["kernel"].shape == (HIDDEN[-1], NUM_ACTIONS)
+    assert v_params["params"]["head"]["kernel"].shape == (HIDDEN[-1], 1)
+
+
+def test_different_keys_give_different_params():
+    nets, a, _ = init_params(seed_pi=0)
+    _, b, _ = init_params(seed_pi=1)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        if np.any(np.asarray(x) != 0):  # biases start at zero for every key
+            assert not np.allclose(x, y)
+    # The same key reproduces the same parameters.
+    _, c, _ = init_params(seed_pi=0)
+    assert_trees_equal(a, c)
