@@ -49,10 +49,10 @@ class Config:
         16, "Env steps per environment per iteration, before the learning phase."
     )
     total_timesteps: int = _static(
-        131_072, "Env steps of the whole run (all environments); rounded down to whole iterations."
+        98_304, "Env steps of the whole run (all environments); rounded down to whole iterations."
     )
     # --- n-step returns and replay (static) ---
-    n_step: int = _static(8, "n of the n-step bootstrapped return G = R(n) + I(n) v(S_t+n).")
+    n_step: int = _static(16, "n of the n-step bootstrapped return G = R(n) + I(n) v(S_t+n).")
     buffer_capacity: int = _static(256, "Ring-buffer capacity in transitions.")
     batch_size: int = _static(256, "Transitions per minibatch update.")
     num_passes: int = _static(
@@ -86,7 +86,7 @@ class Config:
     # --- traced hyperparameters ---
     gamma: float = _traced(0.99, "Discount factor, in [0, 1].")
     pi_learning_rate: float = _traced(1e-3, "Adam learning rate of the policy, > 0.")
-    v_learning_rate: float = _traced(1e-3, "Adam learning rate of the value function, > 0.")
+    v_learning_rate: float = _traced(1e-2, "Adam learning rate of the value function, > 0.")
     entropy_coef: float = _traced(0.01, "Weight beta of the entropy bonus, >= 0.")
     max_grad_norm: float = _traced(
         1.0, "Global-norm gradient clip (optax.clip_by_global_norm) of each updater, > 0."
