@@ -1,0 +1,151 @@
+"""rejax side of benchmarks/peers.py (runs in the rejax venv: rejax 0.1.3, gymnax 0.0.9).
+
+speed: rejax PPO at SB3 A2C's schedule (8 envs x 5 steps, 1 epoch, 1 minibatch), tanh
+       64-64, evaluation callback off; the whole ``train`` program jitted, compile time apart,
+       steady state the median of several calls.
+solve: rejax's own CartPole PPO config (configs/gymnax/cartpole.yaml in the rejax repository),
+       trained in chunks by passing the train state back to ``train``; evaluation callback off
+       during training, greedy evaluation between chunks.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import gymnax  # noqa: E402
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+from rejax import PPO  # noqa: E402
+
+import _worker_util as util  # noqa: E402
+
+VERSIONS = ["rejax", "jax", "jaxlib", "flax", "optax", "gymnax", "distrax", "numpy"]
+ENV = "CartPole-v1"
+
+# rejax configs/gymnax/cartpole.yaml, section ppo.
+CARTPOLE_PPO = {
+    "env": ENV, "agent_kwargs": {"activation": "tanh"}, "num_envs": 5, "num_steps": 100,
+    "num_epochs": 5, "num_minibatches": 5, "learning_rate": 0.00075, "max_grad_norm": 0.5,
+    "gamma": 0.99, "gae_lambda": 0.95, "clip_eps": 0.2, "ent_coef": 0.01, "vf_coef": 0.5,
+}
+
+
+def _no_eval(algo, ts, rng):
+    return jnp.zeros(())
+
+
+def make_algo(config: dict, total_timesteps: int):
+    algo = PPO.create(**config, total_timesteps=total_timesteps, eval_freq=total_timesteps,
+                      skip_initial_evaluation=True)
+    return algo.replace(eval_callback=_no_eval)
+
+
+def speed(p: dict) -> dict:
+    config = {"env": ENV, "agent_kwargs": {"activation": "tanh"}, "num_envs": p.get("num_envs", 8),
+              "num_steps": p.get("num_steps", 5), "num_epochs": 1, "num_minibatches": 1}
+    per_iter = config["num_envs"] * config["num_steps"]
+    key = jax.random.PRNGKey(p.get("seed", 0))
+
+    def compiled_train(total):
+        algo = make_algo(config, total)
+        start = time.perf_counter()
+        compiled = jax.jit(algo.train).lower(key).compile()
+        return compiled, time.perf_counter() - start
+
+    def run(compiled):
+        start = time.perf_counter()
+        jax.block_until_ready(compiled(key))
+        return time.perf_counter() - start
+
+    probe_steps = per_iter * 512
+    probe, _ = compiled_train(probe_steps)
+    run(probe)
+    rate = probe_steps / run(probe)
+    timed = util.steps_for(rate, p.get("target_s", 3.0), per_iter, probe_steps)
+    compiled, compile_s = compiled_train(timed)
+    first_s = run(compiled)
+    times = sorted(run(compiled) for _ in range(p.get("repeats", 3)))
+    run_s = times[len(times) // 2]
+    return {"steps_per_s": timed / run_s, "compile_s": compile_s, "run_s": run_s,
+            "run_s_all": times, "first_call_s": first_s, "timed_steps": timed,
+            "schedule": config | {"num_epochs": 1, "num_minibatches": 1, "eval": "off"}}
+
+
+def greedy_evaluator(algo, num_episodes: int):
+    """A jitted greedy evaluation: argmax over actions of the policy's log-probabilities."""
+    env, env_params = gymnax.make(ENV)
+    num_actions = env.action_space(env_params).n
+    max_steps = env_params.max_steps_in_episode
+
+    def greedy(params, obs):
+        actions = jnp.arange(num_actions)
+        obs_rep = jnp.repeat(obs[:, None], num_actions, axis=1).reshape(-1, obs.shape[-1])
+        log_p, _ = algo.actor.apply(params, obs_rep, jnp.tile(actions, obs.shape[0]),
+                                    method="log_prob_entropy")
+        return jnp.argmax(log_p.reshape(obs.shape[0], num_actions), axis=-1)
+
+    @jax.jit
+    def evaluate(params, key):
+        key, key_reset = jax.random.split(key)
+        obs, state = jax.vmap(env.reset, in_axes=(0, None))(
+            jax.random.split(key_reset, num_episodes), env_params)
+
+        def body(carry, _):
+            obs, state, key, alive, total = carry
+            key, key_step = jax.random.split(key)
+            obs, state, reward, done, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+                jax.random.split(key_step, num_episodes), state, greedy(params, obs),
+                env_params)
+            total = total + jnp.where(alive, reward, 0.0)
+            return (obs, state, key, alive & ~done, total), None
+
+        carry = (obs, state, key, jnp.ones(num_episodes, bool), jnp.zeros(num_episodes))
+        (_, _, _, _, total), _ = jax.lax.scan(body, carry, None, length=max_steps)
+        return total
+
+    return evaluate
+
+
+def solve(p: dict) -> dict:
+    per_iter = CARTPOLE_PPO["num_envs"] * CARTPOLE_PPO["num_steps"]
+    chunk = math.ceil(p["eval_every"] / per_iter) * per_iter
+    key = jax.random.PRNGKey(p["seed"])
+    algo = make_algo(CARTPOLE_PPO, chunk)
+    evaluate = greedy_evaluator(algo, p["eval_episodes"])
+    key_eval = jax.random.PRNGKey(10_000 + p["seed"])
+
+    def make():
+        init = jax.jit(algo.init_state)
+        train = jax.jit(lambda ts: algo.train(train_state=ts)[0])
+        return train, jax.block_until_ready(init(key))
+
+    def train_chunk(state):
+        train, ts = state
+        return train, jax.block_until_ready(train(ts))
+
+    def evaluate_state(state):
+        ts = state[1]
+        returns = evaluate(ts.actor_ts.params, jax.random.fold_in(key_eval, int(ts.global_step)))
+        return [float(r) for r in returns]
+
+    out = util.solve_loop(make, train_chunk, lambda s: int(s[1].global_step), evaluate_state, p)
+    out["hyperparameters"] = CARTPOLE_PPO | {"source": "rejax configs/gymnax/cartpole.yaml"}
+    out["eval_every_actual"] = chunk
+    return out
+
+
+def main() -> None:
+    p = util.params()
+    out = speed(p) if p["mode"] == "speed" else solve(p)
+    out["versions"] = util.versions(VERSIONS)
+    out["devices"] = [str(d) for d in jax.devices()]
+    util.emit(out)
+
+
+if __name__ == "__main__":
+    main()
