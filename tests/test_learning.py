@@ -25,10 +25,11 @@ def test_default_config_solves_cartpole():
     mean_returns = np.asarray(returns).mean(axis=1)
     solved = int((mean_returns >= 475).sum())
     assert solved >= num_seeds - 1, f"solved {solved}/{num_seeds}: {mean_returns}"
-    # Training returns rose as well (not only the greedy policy): last quarter vs first.
+    # Training returns rose as well: a random CartPole policy lasts ~20 steps (first 4
+    # iterations), the trained one several hundred (last quarter of the run).
     r = np.asarray(out.metrics.episode_return)
-    q = r.shape[1] // 4
-    assert np.nanmean(r[:, -q:]) > 4 * np.nanmean(r[:, :q])
+    assert np.nanmean(r[:, :4]) < 50
+    assert np.nanmean(r[:, -r.shape[1] // 4:]) > 300
 
 
 def test_a_broken_update_does_not_learn():
