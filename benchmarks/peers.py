@@ -1,7 +1,7 @@
 """purea2c against peer libraries: engine speed at a matched schedule, and time to solve.
 
 Each peer lives in its own virtual environment under a cache folder (default
-``~/.cache/purea2c-peers/<peer>``), installed from PyPI as /work/shared/PEERS.md says. The
+``~/.cache/purea2c-peers/<peer>``), installed from PyPI with the pinned versions below. The
 measurements run in worker scripts (``benchmarks/peers/*_worker.py``) started as subprocesses,
 each printing one JSON line; purea2c's worker runs in the current interpreter's environment.
 
@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 RESULT_PREFIX = "RESULT_JSON "
 
 # Install plans: each peer has alternatives tried in order; an alternative is a list of pip
-# commands run one after another. The first alternative is what PEERS.md records as working.
+# commands run one after another. The first alternative is the one known to install and train on CPU.
 INSTALL_PLANS: dict[str, list[list[list[str]]]] = {
     "sb3": [
         [["torch==2.13.0"], ["stable-baselines3==2.9.2", "gymnasium"]],
@@ -233,7 +233,7 @@ def _median(values: list) -> float | None:
 # ------------------------------------------------------------------------------------------
 
 SOLVE_SETTINGS = {
-    "purea2c": "Config() defaults (16 envs x 16 steps, n=8, 1 update of 256)",
+    "purea2c": "Config() defaults (16 envs x 16 steps, n=16, 1 update of 256)",
     "sb3": "rl-baselines3-zoo A2C CartPole-v1: 8 envs, MlpPolicy, ent_coef 0.0, defaults",
     "rejax": "rejax configs/gymnax/cartpole.yaml PPO (5 envs x 100 steps, 5 epochs x 5 mb)",
     "coax": "coax doc/examples/cartpole/a2c.py (n=1, 3x8 relu, update every step)",
