@@ -25,6 +25,7 @@ _ACTIVATIONS = ("tanh", "relu", "gelu", "silu")
 _VALUE_LOSSES = ("mse", "huber")
 _POLICY_OBJECTIVES = ("vanilla_pg", "ppo_clip")
 _SHARED_TORSO = ("none", "sync")
+_TORSOS = ("auto", "mlp", "cnn")
 
 
 def _static(default: Any, doc: str) -> Any:
@@ -64,8 +65,24 @@ class Config:
         True, "Empty the buffer after each learning phase (on-policy, coax's A2C schedule)."
     )
     # --- networks (static) ---
-    hidden_sizes: tuple[int, ...] = _static((64, 64), "Widths of the MLP torso's hidden layers.")
+    torso: str = _static(
+        "auto",
+        f"Torso type, one of {_TORSOS}: 'auto' is 'cnn' for image-like observations (H, W, C) "
+        "and 'mlp' otherwise; 'cnn' also takes (H, W) observations.",
+    )
+    hidden_sizes: tuple[int, ...] = _static(
+        (64, 64), "Widths of the torso's dense hidden layers (after the convolutions for 'cnn')."
+    )
     activation: str = _static("tanh", f"Torso activation, one of {_ACTIVATIONS}.")
+    cnn_channels: tuple[int, ...] = _static(
+        (16,), "Output channels of the CNN torso's convolutions ('SAME' padding, stride 1)."
+    )
+    cnn_kernel_size: int = _static(3, "Kernel size of the CNN torso's convolutions.")
+    log_std_init: float = _static(
+        0.0,
+        "Box actions: initial value of the Gaussian policy's log-std, a state-independent "
+        "parameter per action dimension (learned with pi).",
+    )
     shared_torso: str = _static(
         "none",
         "'sync': after each update, the torso parameters of pi and v are replaced by their "
@@ -85,6 +102,9 @@ class Config:
     )
     # --- traced hyperparameters ---
     gamma: float = _traced(0.99, "Discount factor, in [0, 1].")
+    reward_scale: float = _traced(
+        1.0, "Rewards are multiplied by this before learning (episode returns stay raw), > 0."
+    )
     pi_learning_rate: float = _traced(1e-3, "Adam learning rate of the policy, > 0.")
     v_learning_rate: float = _traced(1e-2, "Adam learning rate of the value function, > 0.")
     entropy_coef: float = _traced(0.01, "Weight beta of the entropy bonus, >= 0.")
@@ -124,31 +144,57 @@ class Config:
     def coax_a2c(cls, **overrides: Any) -> "Config":
         """The settings of coax's A2C example on CartPole: one env, n=5, gamma=0.9, a buffer of
         256 sampled in ~4 passes of batch 32 and then cleared, Adam 1e-3 (pi) / 2e-3 (v),
-        huber TD loss, synced torso."""
-        settings = dict(
-            env="CartPole-v1",
-            num_envs=1,
-            rollout_length=256,
-            n_step=5,
-            gamma=0.9,
-            buffer_capacity=256,
-            batch_size=32,
-            num_passes=4,
-            clear_buffer=True,
-            pi_learning_rate=1e-3,
-            v_learning_rate=2e-3,
-            value_loss="huber",
-            shared_torso="sync",
-            entropy_coef=0.0,
-            total_timesteps=102_400,
-        )
+        huber TD loss, synced torso. Same as ``Config.preset("coax_a2c")``."""
+        return cls.preset("coax_a2c", **overrides)
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> "Config":
+        """The named preset (see `Config.preset_names`), with ``overrides`` applied.
+
+        Presets are tuned settings per environment (keyed by the gymnax name) plus
+        ``"coax_a2c"``, the settings of coax's A2C example."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; presets: {cls.preset_names()}")
+        settings = dict(PRESETS[name])
         settings.update(overrides)
         return cls(**settings)
+
+    @staticmethod
+    def preset_names() -> list[str]:
+        """Names accepted by `Config.preset`."""
+        return sorted(PRESETS)
 
     @classmethod
     def fields_doc(cls) -> dict[str, str]:
         """Field name -> its documentation, for help texts."""
         return {f.name: f.metadata.get("doc", "") for f in dataclasses.fields(cls)}
+
+
+# ------------------------------------------------------------------------------------------
+# Presets: field overrides of the defaults, per gymnax environment name
+# ------------------------------------------------------------------------------------------
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The defaults are tuned for CartPole-v1 (benchmarks/tune_default.py).
+    "CartPole-v1": dict(env="CartPole-v1"),
+    "coax_a2c": dict(
+        env="CartPole-v1",
+        num_envs=1,
+        rollout_length=256,
+        n_step=5,
+        gamma=0.9,
+        buffer_capacity=256,
+        batch_size=32,
+        num_passes=4,
+        clear_buffer=True,
+        pi_learning_rate=1e-3,
+        v_learning_rate=2e-3,
+        value_loss="huber",
+        shared_torso="sync",
+        entropy_coef=0.0,
+        total_timesteps=102_400,
+    ),
+}
 
 
 # ------------------------------------------------------------------------------------------
@@ -213,10 +259,20 @@ def _validate(cfg: Config) -> None:
     ):
         _fail("hidden_sizes", hs, "must be a tuple of ints >= 1 (e.g. (64, 64))")
     _check_choice(cfg, "activation", _ACTIVATIONS)
+    _check_choice(cfg, "torso", _TORSOS)
+    cc = cfg.cnn_channels
+    if not isinstance(cc, tuple) or len(cc) == 0 or not all(
+        isinstance(c, int) and not isinstance(c, bool) and c >= 1 for c in cc
+    ):
+        _fail("cnn_channels", cc, "must be a non-empty tuple of ints >= 1 (e.g. (16,))")
+    _check_int(cfg, "cnn_kernel_size", 1)
+    if isinstance(cfg.log_std_init, bool) or not isinstance(cfg.log_std_init, (int, float)) \
+            or not np.isfinite(cfg.log_std_init):
+        _fail("log_std_init", cfg.log_std_init, "must be a finite Python float")
     _check_choice(cfg, "shared_torso", _SHARED_TORSO)
     _check_choice(cfg, "value_loss", _VALUE_LOSSES)
     _check_choice(cfg, "policy_objective", _POLICY_OBJECTIVES)
-    if cfg.shared_torso == "sync" and len(hs) == 0:
+    if cfg.shared_torso == "sync" and len(hs) == 0 and cfg.torso != "cnn":
         _fail("shared_torso", cfg.shared_torso, "'sync' needs a torso (hidden_sizes non-empty)")
 
     # Relations between static fields.
@@ -243,48 +299,48 @@ def _validate(cfg: Config) -> None:
     # Traced hyperparameters (checked when concrete).
     _check_float(cfg, "gamma", "must be in [0, 1]", lambda x: (x >= 0) & (x <= 1))
     for field in ("pi_learning_rate", "v_learning_rate", "max_grad_norm", "huber_delta",
-                  "ppo_epsilon"):
+                  "ppo_epsilon", "reward_scale"):
         _check_float(cfg, field, "must be > 0", lambda x: x > 0)
     _check_float(cfg, "entropy_coef", "must be >= 0", lambda x: x >= 0)
     _check_float(cfg, "target_tau", "must be in (0, 1]", lambda x: (x > 0) & (x <= 1))
     _check_float(cfg, "sync_weight", "must be in [0, 1]", lambda x: (x >= 0) & (x <= 1))
 
-    _check_env(cfg.env)
+    _check_env(cfg.env, cfg.torso)
 
 
 _GYMNAX_API = ("reset", "step", "action_space", "observation_space", "default_params")
 
 
 @functools.lru_cache(maxsize=None)
-def _check_env_name(name: str) -> None:
+def _check_env_name(name: str, torso: str) -> None:
     import gymnax
 
     if name not in gymnax.registered_envs:
         _fail("env", name, f"unknown environment; registered gymnax environments: "
                            f"{sorted(gymnax.registered_envs)}")
     env, params = gymnax.make(name)
-    _check_spaces(env, params, name)
+    _check_spaces(env, params, name, torso)
 
 
-def _check_spaces(env: Any, params: Any, label: str) -> None:
-    from gymnax.environments import spaces
+def _check_spaces(env: Any, params: Any, label: str, torso: str) -> None:
+    from purea2c import envs
 
-    action_space = env.action_space(params)
-    if not isinstance(action_space, spaces.Discrete):
-        _fail("env", label, f"its action space {action_space!r} is not supported by this "
-                            "version of purea2c (discrete actions only)")
-    obs_shape = env.observation_space(params).shape
-    if len(obs_shape) != 1:
-        _fail("env", label, f"its observation shape {obs_shape} is not supported by this "
-                            "version of purea2c (vector observations only)")
+    try:
+        envs.action_spec(env, params)
+    except ValueError as err:
+        _fail("env", label, f"its action space is not supported: {err}")
+    obs_shape = tuple(env.observation_space(params).shape)
+    if torso == "cnn" and len(obs_shape) not in (2, 3):
+        _fail("torso", torso, f"'cnn' needs observations of shape (H, W) or (H, W, C); "
+                              f"{label} has {obs_shape}")
 
 
-def _check_env(env: Any) -> None:
+def _check_env(env: Any, torso: str) -> None:
     if isinstance(env, str):
-        _check_env_name(env)
+        _check_env_name(env, torso)
         return
     missing = [name for name in _GYMNAX_API if not hasattr(env, name)]
     if missing:
         _fail("env", env, f"must be a registered gymnax name or an object with the gymnax "
                           f"1.x API; it lacks {missing}")
-    _check_spaces(env, env.default_params, repr(env))
+    _check_spaces(env, env.default_params, repr(env), torso)

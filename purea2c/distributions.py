@@ -1,12 +1,42 @@
 """Action distributions: sample, exact log-probability, entropy, mode.
 
-Written for one batch of logits ``[..., num_actions]``; pure jax.
+Two families, each a NamedTuple of arrays (so a pytree, fine under ``jit``/``vmap``):
+
+- `Categorical` (discrete actions): ``logits [..., A]``; actions ``int32 [...]``.
+- `Gaussian` (Box actions of shape ``(d,)``): a diagonal Gaussian, ``mean`` and ``log_std``
+  both ``[..., d]``; actions ``float32 [..., d]``. Log-probabilities and
+  entropies sum over the action dimensions. The distribution is over the *unclipped* action:
+  the environment receives the sample clipped to its bounds (`envs.env_action`), and the
+  log-probability is that of the sample itself, so it is exact for what was drawn.
+
+`sample`, `log_prob`, `entropy` and `mode` dispatch on the family (a Python-level choice, made
+while tracing). Pure jax.
 """
 
 from __future__ import annotations
 
+import math
+from typing import NamedTuple, Union
+
 import jax
 import jax.numpy as jnp
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+class Categorical(NamedTuple):
+    logits: jax.Array  # [..., A]
+
+
+class Gaussian(NamedTuple):
+    mean: jax.Array  # [..., d]
+    log_std: jax.Array  # [..., d], or any shape that broadcasts to mean's
+
+
+Distribution = Union[Categorical, Gaussian]
+
+
+# --- categorical ----------------------------------------------------------------------------
 
 
 def categorical_sample(key: jax.Array, logits: jax.Array) -> jax.Array:
@@ -29,3 +59,61 @@ def categorical_entropy(logits: jax.Array) -> jax.Array:
 def categorical_mode(logits: jax.Array) -> jax.Array:
     """The greedy action ``argmax_a logits[a]``; ``[..., A] -> int32 [...]``."""
     return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+
+
+# --- diagonal Gaussian ------------------------------------------------------------------------
+
+
+def _event_axes(x: jax.Array, event_ndim: int) -> tuple[int, ...]:
+    return tuple(range(x.ndim - event_ndim, x.ndim))
+
+
+def gaussian_sample(key: jax.Array, mean: jax.Array, log_std: jax.Array) -> jax.Array:
+    """``a = mean + exp(log_std) * eps``, ``eps ~ N(0, I)``; same shape as ``mean``."""
+    eps = jax.random.normal(key, mean.shape, mean.dtype)
+    return mean + jnp.exp(log_std) * eps
+
+
+def gaussian_log_prob(mean: jax.Array, log_std: jax.Array, action: jax.Array,
+                      event_ndim: int = 1) -> jax.Array:
+    """Exact ``log N(a; mean, diag(exp(2 log_std)))``, summed over the last ``event_ndim``
+    axes (the action dimensions)."""
+    z = (action - mean) * jnp.exp(-log_std)
+    per_dim = -0.5 * (z * z + _LOG_2PI) - log_std
+    return jnp.sum(per_dim, axis=_event_axes(per_dim, event_ndim))
+
+
+def gaussian_entropy(log_std: jax.Array, event_ndim: int = 1) -> jax.Array:
+    """``H = sum_i (log_std_i + (1 + log 2 pi) / 2)`` over the last ``event_ndim`` axes."""
+    per_dim = log_std + 0.5 * (1.0 + _LOG_2PI)
+    return jnp.sum(per_dim, axis=_event_axes(per_dim, event_ndim))
+
+
+# --- dispatch ---------------------------------------------------------------------------------
+
+
+def sample(dist: Distribution, key: jax.Array) -> jax.Array:
+    if isinstance(dist, Categorical):
+        return categorical_sample(key, dist.logits)
+    return gaussian_sample(key, dist.mean, jnp.broadcast_to(dist.log_std, dist.mean.shape))
+
+
+def log_prob(dist: Distribution, action: jax.Array) -> jax.Array:
+    if isinstance(dist, Categorical):
+        return categorical_log_prob(dist.logits, action)
+    log_std = jnp.broadcast_to(dist.log_std, dist.mean.shape)
+    return gaussian_log_prob(dist.mean, log_std, action, 1)
+
+
+def entropy(dist: Distribution) -> jax.Array:
+    if isinstance(dist, Categorical):
+        return categorical_entropy(dist.logits)
+    log_std = jnp.broadcast_to(dist.log_std, dist.mean.shape)
+    return gaussian_entropy(log_std, 1)
+
+
+def mode(dist: Distribution) -> jax.Array:
+    """The greedy action: argmax of the logits, or the Gaussian's mean."""
+    if isinstance(dist, Categorical):
+        return categorical_mode(dist.logits)
+    return dist.mean

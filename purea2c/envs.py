@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 class EpisodeStats(NamedTuple):
@@ -55,12 +56,47 @@ def make_env(env: Any) -> tuple[Any, Any]:
     return env, env.default_params
 
 
+class ActionSpec(NamedTuple):
+    """What the policy head must produce (static, numpy-valued)."""
+
+    discrete: bool
+    num_actions: int  # discrete: number of actions; Box: d, the action dimension
+    low: np.ndarray | None  # Box: lower bounds [d] (None when discrete)
+    high: np.ndarray | None  # Box: upper bounds [d]
+
+
+def action_spec(env: Any, env_params: Any) -> ActionSpec:
+    """The action space as an `ActionSpec`; raises ValueError for other space types."""
+    from gymnax.environments import spaces
+
+    space = env.action_space(env_params)
+    if isinstance(space, spaces.Discrete):
+        return ActionSpec(True, int(space.n), None, None)
+    if isinstance(space, spaces.Box):
+        shape = tuple(space.shape)
+        if len(shape) != 1:
+            raise ValueError(f"Box action spaces of shape (d,) are supported; got {shape}")
+        low = np.broadcast_to(np.asarray(space.low, np.float32), shape).copy()
+        high = np.broadcast_to(np.asarray(space.high, np.float32), shape).copy()
+        return ActionSpec(False, shape[0], low, high)
+    raise ValueError(f"action space {space!r} is neither Discrete nor Box")
+
+
 def num_actions(env: Any, env_params: Any) -> int:
-    return int(env.action_space(env_params).n)
+    return action_spec(env, env_params).num_actions
 
 
 def obs_shape(env: Any, env_params: Any) -> tuple[int, ...]:
     return tuple(env.observation_space(env_params).shape)
+
+
+def env_action(spec: ActionSpec, action: jax.Array) -> jax.Array:
+    """The action handed to the environment: Box actions clipped to the bounds."""
+    if spec.discrete:
+        return action
+    low = jnp.broadcast_to(spec.low, action.shape)
+    high = jnp.broadcast_to(spec.high, action.shape)
+    return jnp.clip(action, low, high)
 
 
 def reset(key: jax.Array, env: Any, env_params: Any, num_envs: int) -> VecEnvState:

@@ -3,33 +3,28 @@
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from purea2c import distributions, envs, networks
+from purea2c import distributions, envs
 from purea2c.config import Config
+from purea2c.train import build_networks
 
 
 def _evaluate(key: jax.Array, config: Config, params: Any, num_episodes: int, greedy: bool,
               max_steps: int | None) -> jax.Array:
-    env, env_params = envs.make_env(config.env)
+    env, env_params, spec, nets = build_networks(config)
     if max_steps is None:
         max_steps = int(env_params.max_steps_in_episode)
-    nets = networks.make_networks(envs.num_actions(env, env_params), config.hidden_sizes,
-                                  config.activation)
     key, key_reset = jax.random.split(key)
     state = envs.reset(key_reset, env, env_params, num_episodes)
 
     def body(carry, _):
         state, key, alive, total = carry
         key, key_act, key_env = jax.random.split(key, 3)
-        logits = nets.pi.apply(params.pi, state.obs)
-        if greedy:
-            action = distributions.categorical_mode(logits)
-        else:
-            action = distributions.categorical_sample(key_act, logits)
+        action = _act(nets, spec, params, state.obs, key_act, greedy)
         state, res = envs.step(key_env, env, env_params, state, action)
         total = total + jnp.where(alive, res.reward, 0.0)
         alive = jnp.logical_and(alive, jnp.logical_not(res.episode_done))
@@ -40,12 +35,56 @@ def _evaluate(key: jax.Array, config: Config, params: Any, num_episodes: int, gr
     return total
 
 
+def _act(nets: Any, spec: envs.ActionSpec, params: Any, obs: jax.Array, key: jax.Array | None,
+         greedy: bool) -> jax.Array:
+    """The action the environment receives (Box actions clipped to the bounds)."""
+    dist = nets.pi.apply(params.pi, obs)
+    action = distributions.mode(dist) if greedy else distributions.sample(dist, key)
+    return envs.env_action(spec, action)
+
+
 @functools.partial(jax.jit, static_argnames=("num_episodes", "greedy", "max_steps"))
 def evaluate(key: jax.Array, config: Config, params: Any, num_episodes: int = 100,
              greedy: bool = True, max_steps: int | None = None) -> jax.Array:
     """Undiscounted returns ``[num_episodes]`` of the policy ``params.pi`` on fresh episodes.
 
-    ``greedy=True`` acts with ``argmax_a pi(a|s)``, ``False`` samples from pi. Each episode
-    runs until it ends or for ``max_steps`` (default: the env's ``max_steps_in_episode``).
+    ``greedy=True`` acts with the mode of pi (argmax for discrete actions, the Gaussian's mean
+    for Box actions), ``False`` samples from pi. Each episode runs until it ends or for
+    ``max_steps`` (default: the env's ``max_steps_in_episode``).
     """
     return _evaluate(key, config, params, num_episodes, greedy, max_steps)
+
+
+def make_policy(config: Config, params: Any, greedy: bool = True
+                ) -> Callable[..., jax.Array]:
+    """A jitted ``policy(obs, key=None) -> action`` of the trained ``params.pi``, for driving
+    an environment outside training (a gymnasium env, a robot loop).
+
+    ``obs`` is one observation ``[*obs_shape]`` or a batch ``[B, *obs_shape]`` (numpy or jax);
+    the action is ``int32 []`` / ``[B]`` for discrete spaces and ``float32 [d]`` / ``[B, d]``
+    clipped to the bounds for Box spaces. ``greedy=True`` takes the mode of pi and ignores
+    ``key``; ``greedy=False`` samples and needs a ``key``.
+    """
+    env, env_params, spec, nets = build_networks(config)
+    shape = envs.obs_shape(env, env_params)
+    pi_params = jax.tree.map(jnp.asarray, params.pi)
+
+    @jax.jit
+    def _policy(pi_params: Any, obs: jax.Array, key: jax.Array | None) -> jax.Array:
+        obs = jnp.asarray(obs, jnp.float32)
+        if obs.ndim not in (len(shape), len(shape) + 1) or obs.shape[obs.ndim - len(shape):] \
+                != shape:
+            raise ValueError(f"observation of shape {obs.shape}; expected {shape} or "
+                             f"[batch, *{shape}]")
+        return _act(nets, spec, _Pi(pi_params), obs, key, greedy)
+
+    def policy(obs: Any, key: jax.Array | None = None) -> jax.Array:
+        if not greedy and key is None:
+            raise ValueError("a sampling policy (greedy=False) needs a key: policy(obs, key)")
+        return _policy(pi_params, obs, None if greedy else key)
+
+    return policy
+
+
+class _Pi(NamedTuple):
+    pi: Any

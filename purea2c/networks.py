@@ -1,18 +1,29 @@
 """Policy and value networks (flax linen) and the torso synchronisation of coax.
 
-pi and v are two separate modules with their own parameter trees, each a torso (MLP for
-vector observations) followed by a head: logits ``[..., A]`` for pi, a scalar ``[...]`` for v.
-Both torsos have the same architecture, so their parameters can be averaged ("sync").
+pi and v are two separate modules with their own parameter trees, each a `Torso` followed by
+a head. The torso is an MLP for vector observations and a small CNN (convolutions, then the
+MLP) for image-like observations ``(H, W, C)`` or ``(H, W)``; `Config.torso` chooses, "auto"
+by the observation's rank. The policy head emits a `distributions.Categorical` (discrete
+actions) or a `distributions.Gaussian` (Box actions: a state-dependent mean, a
+state-independent log-std parameter initialised to ``log_std_init``). The value head emits a
+scalar ``[...]``. Both torsos have the same architecture, so their parameters can be averaged
+("sync").
+
+Every module takes observations with any leading batch shape: ``[..., *obs_shape]``.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, NamedTuple, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from purea2c import distributions
+
 
 def scaled_init(gain: float) -> nn.initializers.Initializer:
     """Truncated normal with variance ``gain**2 / fan_in``: the scale of an orthogonal init of
@@ -30,45 +41,93 @@ _ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
 }
 
 
-class MLPTorso(nn.Module):
-    """Dense layers at the scale of orthogonal(sqrt 2); ``[..., D] -> [..., hidden[-1]]``."""
+def torso_kind(torso: str, obs_shape: Sequence[int]) -> str:
+    """Resolves ``Config.torso``: "auto" is "cnn" for rank-3 observations ``(H, W, C)`` and
+    "mlp" otherwise (vectors, and any other shape, flattened)."""
+    if torso == "auto":
+        return "cnn" if len(obs_shape) == 3 else "mlp"
+    return torso
 
+
+class Torso(nn.Module):
+    """``[..., *obs_shape] -> [..., features]``.
+
+    "mlp": the observation is flattened, then Dense layers of ``hidden_sizes``.
+    "cnn": ``(H, W[, C])`` goes through 'SAME' convolutions of ``cnn_channels`` (kernel
+    ``cnn_kernel_size``, stride 1; MinAtar's network), is flattened, then the Dense layers.
+    Weights at the scale of orthogonal(sqrt 2).
+    """
+
+    obs_shape: tuple[int, ...]
+    kind: str  # "mlp" or "cnn"
     hidden_sizes: Sequence[int]
     activation: str = "tanh"
+    cnn_channels: Sequence[int] = (16,)
+    cnn_kernel_size: int = 3
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, obs: jax.Array) -> jax.Array:
         act = _ACTIVATIONS[self.activation]
+        obs_ndim = len(self.obs_shape)
+        batch_shape = obs.shape[: obs.ndim - obs_ndim]
+        x = obs.reshape((math.prod(batch_shape), *self.obs_shape)).astype(jnp.float32)
+        if self.kind == "cnn":
+            if obs_ndim == 2:
+                x = x[..., None]
+            for i, channels in enumerate(self.cnn_channels):
+                x = nn.Conv(channels, (self.cnn_kernel_size,) * 2, padding="SAME",
+                            kernel_init=scaled_init(np.sqrt(2.0)), name=f"conv_{i}")(x)
+                x = act(x)
+        x = x.reshape((x.shape[0], -1))
         for i, width in enumerate(self.hidden_sizes):
-            x = nn.Dense(width, kernel_init=scaled_init(np.sqrt(2.0)),
-                         name=f"dense_{i}")(x)
+            x = nn.Dense(width, kernel_init=scaled_init(np.sqrt(2.0)), name=f"dense_{i}")(x)
             x = act(x)
-        return x
+        return x.reshape((*batch_shape, x.shape[-1]))
+
+
+class TorsoSpec(NamedTuple):
+    """The torso's hyperparameters (hashable, so modules built from it are static)."""
+
+    obs_shape: tuple[int, ...]
+    kind: str
+    hidden_sizes: tuple[int, ...]
+    activation: str
+    cnn_channels: tuple[int, ...]
+    cnn_kernel_size: int
+
+    def build(self) -> Torso:
+        return Torso(self.obs_shape, self.kind, self.hidden_sizes, self.activation,
+                     self.cnn_channels, self.cnn_kernel_size, name="torso")
 
 
 class PolicyNet(nn.Module):
-    """Categorical policy: observation ``[..., D]`` -> logits ``[..., num_actions]``."""
+    """``[..., *obs_shape]`` -> `Categorical` (logits ``[..., A]``) or `Gaussian`
+    (mean and log-std ``[..., d]``)."""
 
-    num_actions: int
-    hidden_sizes: Sequence[int]
-    activation: str = "tanh"
+    torso: TorsoSpec
+    discrete: bool
+    num_actions: int  # A, or the action dimension d
+    log_std_init: float = 0.0
 
     @nn.compact
-    def __call__(self, obs: jax.Array) -> jax.Array:
-        x = MLPTorso(self.hidden_sizes, self.activation, name="torso")(obs)
-        return nn.Dense(self.num_actions, kernel_init=scaled_init(0.01),
-                        name="head")(x)
+    def __call__(self, obs: jax.Array) -> distributions.Distribution:
+        x = self.torso.build()(obs)
+        out = nn.Dense(self.num_actions, kernel_init=scaled_init(0.01), name="head")(x)
+        if self.discrete:
+            return distributions.Categorical(out)
+        log_std = self.param("log_std", nn.initializers.constant(self.log_std_init),
+                             (self.num_actions,))
+        return distributions.Gaussian(out, jnp.broadcast_to(log_std, out.shape))
 
 
 class ValueNet(nn.Module):
-    """State value: observation ``[..., D]`` -> ``v(s)`` of shape ``[...]``."""
+    """State value: ``[..., *obs_shape]`` -> ``v(s)`` of shape ``[...]``."""
 
-    hidden_sizes: Sequence[int]
-    activation: str = "tanh"
+    torso: TorsoSpec
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
-        x = MLPTorso(self.hidden_sizes, self.activation, name="torso")(obs)
+        x = self.torso.build()(obs)
         return nn.Dense(1, kernel_init=scaled_init(1.0), name="head")(x)[..., 0]
 
 
@@ -79,15 +138,21 @@ class Networks(NamedTuple):
     v: ValueNet
 
 
-def make_networks(num_actions: int, hidden_sizes: Sequence[int], activation: str) -> Networks:
-    hidden = tuple(hidden_sizes)
-    return Networks(PolicyNet(num_actions, hidden, activation), ValueNet(hidden, activation))
+def make_networks(obs_shape: Sequence[int], discrete: bool, num_actions: int, *,
+                  hidden_sizes: Sequence[int] = (64, 64), activation: str = "tanh",
+                  torso: str = "auto", cnn_channels: Sequence[int] = (16,),
+                  cnn_kernel_size: int = 3, log_std_init: float = 0.0) -> Networks:
+    obs_shape = tuple(int(d) for d in obs_shape)
+    spec = TorsoSpec(obs_shape, torso_kind(torso, obs_shape), tuple(hidden_sizes), activation,
+                     tuple(cnn_channels), int(cnn_kernel_size))
+    return Networks(PolicyNet(spec, discrete, num_actions, float(log_std_init)),
+                    ValueNet(spec))
 
 
 def sync_torsos(pi_params: Any, v_params: Any, weight: jax.Array) -> tuple[Any, Any]:
     """coax's ``sync_shared_params``: both torsos become ``weight*pi + (1-weight)*v``.
 
-    Only the ``torso`` sub-tree is touched; the heads stay as they are.
+    Only the ``torso`` sub-tree is touched; the heads (and pi's log-std) stay as they are.
     """
     mean = jax.tree.map(lambda p, v: weight * p + (1.0 - weight) * v,
                         pi_params["params"]["torso"], v_params["params"]["torso"])

@@ -4,7 +4,8 @@
 
     run:   lax.scan over iterations
              1. rollout  lax.scan over rollout_length env steps: pi samples A and log pi(A|S),
-                         vmapped gymnax step with auto-reset, n-step tracer, masked buffer add
+                         vmapped gymnax step with auto-reset (Box actions clipped to the
+                         bounds; A itself is stored), n-step tracer, masked buffer add
              2. learn    lax.scan over updates_per_iteration minibatches from the buffer:
                          SimpleTD update of v (td_error from the pre-update v), then VanillaPG
                          (or PPO-clip) update of pi weighted by td_error; torso sync; target net
@@ -72,20 +73,32 @@ class _Setup(NamedTuple):
 
     env: Any
     env_params: Any
+    action_spec: envs.ActionSpec
     nets: networks.Networks
     pi_opt: optax.GradientTransformation
     v_opt: optax.GradientTransformation
 
 
-def _setup(config: Config) -> _Setup:
+def build_networks(config: Config) -> tuple[Any, Any, envs.ActionSpec, networks.Networks]:
+    """``(env, env_params, action_spec, nets)`` for a config: the environment and the pi / v
+    modules its static fields describe."""
     env, env_params = envs.make_env(config.env)
-    nets = networks.make_networks(envs.num_actions(env, env_params), config.hidden_sizes,
-                                  config.activation)
+    spec = envs.action_spec(env, env_params)
+    nets = networks.make_networks(
+        envs.obs_shape(env, env_params), spec.discrete, spec.num_actions,
+        hidden_sizes=config.hidden_sizes, activation=config.activation, torso=config.torso,
+        cnn_channels=config.cnn_channels, cnn_kernel_size=config.cnn_kernel_size,
+        log_std_init=config.log_std_init)
+    return env, env_params, spec, nets
+
+
+def _setup(config: Config) -> _Setup:
+    env, env_params, spec, nets = build_networks(config)
     pi_opt = optax.chain(optax.clip_by_global_norm(config.max_grad_norm),
                          optax.adam(config.pi_learning_rate))
     v_opt = optax.chain(optax.clip_by_global_norm(config.max_grad_norm),
                         optax.adam(config.v_learning_rate))
-    return _Setup(env, env_params, nets, pi_opt, v_opt)
+    return _Setup(env, env_params, spec, nets, pi_opt, v_opt)
 
 
 # ------------------------------------------------------------------------------------------
@@ -101,7 +114,10 @@ def _init(key: jax.Array, config: Config) -> TrainState:
     params = Params(pi=s.nets.pi.init(key_pi, obs), v=s.nets.v.init(key_v, obs))
     if config.shared_torso == "sync":
         params = Params(*networks.sync_torsos(params.pi, params.v, config.sync_weight))
-    action = jnp.zeros((), jnp.int32)
+    if s.action_spec.discrete:
+        action = jnp.zeros((), jnp.int32)
+    else:
+        action = jnp.zeros((s.action_spec.num_actions,), jnp.float32)
     tracer = jax.vmap(lambda o: tracing.init(config.n_step, o, action))(env_state.obs)
     example = tracing.Transition(obs=obs, action=action, log_prob=jnp.zeros(()),
                                  reward=jnp.zeros(()), discount=jnp.zeros(()), next_obs=obs)
@@ -137,12 +153,14 @@ def _env_step(s: _Setup, config: Config, pi_params: Any, carry: _RolloutCarry,
               _: None) -> tuple[_RolloutCarry, None]:
     key, key_act, key_env = jax.random.split(carry.key, 3)
     obs = carry.env.obs
-    logits = s.nets.pi.apply(pi_params, obs)
-    action = distributions.categorical_sample(key_act, logits)
-    log_prob = distributions.categorical_log_prob(logits, action)
-    env_state, res = envs.step(key_env, s.env, s.env_params, carry.env, action)
+    dist = s.nets.pi.apply(pi_params, obs)
+    action = distributions.sample(dist, key_act)
+    log_prob = distributions.log_prob(dist, action)
+    env_state, res = envs.step(key_env, s.env, s.env_params, carry.env,
+                               envs.env_action(s.action_spec, action))
+    reward = res.reward * config.reward_scale
     tracer, transition, valid = jax.vmap(tracing.step, in_axes=(0,) * 9 + (None,))(
-        carry.tracer, obs, action, log_prob, res.reward, res.terminated, res.truncated,
+        carry.tracer, obs, action, log_prob, reward, res.terminated, res.truncated,
         res.final_obs, res.next_obs, config.gamma)
     carry = _RolloutCarry(
         env=env_state,
@@ -199,9 +217,9 @@ def _policy_update(s: _Setup, config: Config, carry: _LearnCarry, batch: tracing
                                                  jax.Array]:
     """VanillaPG (or PPO-clip): one optimizer step of pi weighted by the constant td_error."""
     def loss_fn(pi_params):
-        logits = s.nets.pi.apply(pi_params, batch.obs)
-        log_prob = distributions.categorical_log_prob(logits, batch.action)
-        entropy = distributions.categorical_entropy(logits)
+        dist = s.nets.pi.apply(pi_params, batch.obs)
+        log_prob = distributions.log_prob(dist, batch.action)
+        entropy = distributions.entropy(dist)
         if config.policy_objective == "ppo_clip":
             loss = objectives.ppo_clip_loss(log_prob, batch.log_prob, td_error, entropy,
                                             config.entropy_coef, config.ppo_epsilon)

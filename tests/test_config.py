@@ -21,7 +21,7 @@ def test_defaults_validate_and_derive():
 def test_static_and_traced_fields_split():
     leaves, treedef = jax.tree.flatten(Config())
     traced = {"gamma", "pi_learning_rate", "v_learning_rate", "entropy_coef", "max_grad_norm",
-              "huber_delta", "target_tau", "ppo_epsilon", "sync_weight"}
+              "huber_delta", "target_tau", "ppo_epsilon", "sync_weight", "reward_scale"}
     assert len(leaves) == len(traced)
     for f in dataclasses.fields(Config):
         assert f.metadata.get("pytree_node", True) == (f.name in traced), f.name
@@ -61,6 +61,12 @@ def test_frozen():
     ("hidden_sizes", [64, 64], "tuple of ints"),
     ("hidden_sizes", (64, 0), "tuple of ints"),
     ("clear_buffer", 1, "bool"),
+    ("torso", "resnet", "one of"),
+    ("cnn_channels", (), "non-empty tuple"),
+    ("cnn_channels", (16, -1), "non-empty tuple"),
+    ("cnn_kernel_size", 0, "must be >= 1"),
+    ("log_std_init", float("inf"), "finite"),
+    ("reward_scale", 0.0, "> 0"),
 ])
 def test_invalid_field_raises_naming_field_value_rule(field, value, words):
     with pytest.raises(ValueError) as err:
@@ -93,14 +99,45 @@ def test_unknown_env_lists_registered():
     assert "unknown environment" in msg and "'CartPole-v1'" in msg and "'Acrobot-v1'" in msg
 
 
+def test_every_registered_discrete_or_box_env_is_accepted():
+    import gymnax
+
+    accepted = []
+    for name in ["CartPole-v1", "Pendulum-v1", "MountainCarContinuous-v0", "Breakout-MinAtar",
+                 "Catch-bsuite", "Reacher-misc", "FrozenLake-misc"]:
+        assert name in gymnax.registered_envs
+        accepted.append(Config(env=name).env)
+    assert len(accepted) == 7
+
+
+class _TupleActionEnv:
+    """CartPole with its action space replaced by a Tuple space."""
+
+    def __init__(self):
+        import gymnax
+
+        self._env, self.default_params = gymnax.make("CartPole-v1")
+        self.reset, self.step = self._env.reset, self._env.step
+        self.observation_space = self._env.observation_space
+
+    def action_space(self, params):
+        from gymnax.environments import spaces
+
+        d = self._env.action_space(params)
+        return spaces.Tuple([d, d])
+
+
 def test_unsupported_action_space_is_named():
-    with pytest.raises(ValueError, match="Config.env='Pendulum-v1' .*not supported.*discrete"):
-        Config(env="Pendulum-v1")
+    with pytest.raises(ValueError, match="Config.env=.*action space is not supported.*neither "
+                                         "Discrete nor Box"):
+        Config(env=_TupleActionEnv())
 
 
-def test_unsupported_observation_shape_is_named():
-    with pytest.raises(ValueError, match="Config.env='Breakout-MinAtar' .*observation shape"):
-        Config(env="Breakout-MinAtar")
+def test_cnn_torso_needs_image_observations():
+    with pytest.raises(ValueError, match=r"Config.torso='cnn' .*\(H, W\).*CartPole-v1 has \(4,\)"):
+        Config(env="CartPole-v1", torso="cnn")
+    Config(env="Catch-bsuite", torso="cnn")  # (10, 5): a channel axis is added
+    Config(env="Breakout-MinAtar", torso="mlp")  # flattened
 
 
 def test_env_object_with_gymnax_api():

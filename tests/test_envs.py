@@ -92,3 +92,38 @@ def test_env_step_is_vmap_consistent():
         obs, *_ = env.step(keys[i], jax.tree.map(lambda x: x[0], single.env_state),
                            actions[i], params)
         np.testing.assert_allclose(np.asarray(res.next_obs[i]), np.asarray(obs), rtol=1e-6)
+
+
+def test_action_spec_and_clipping_for_box_actions():
+    import gymnax
+
+    env, params = gymnax.make("Pendulum-v1")
+    spec = envs.action_spec(env, params)
+    assert not spec.discrete and spec.num_actions == 1
+    np.testing.assert_array_equal(spec.low, [-2.0])
+    np.testing.assert_array_equal(spec.high, [2.0])
+    a = jnp.asarray([[-5.0], [0.3], [2.5]], jnp.float32)
+    np.testing.assert_array_equal(envs.env_action(spec, a),
+                                  np.asarray([[-2.0], [0.3], [2.0]], np.float32))
+    env, params = gymnax.make("Reacher-misc")
+    spec = envs.action_spec(env, params)
+    assert spec.num_actions == 2 and spec.low.shape == (2,)
+    env, params = gymnax.make("Acrobot-v1")
+    spec = envs.action_spec(env, params)
+    assert spec.discrete and spec.num_actions == 3
+    a = jnp.asarray([0, 2], jnp.int32)
+    assert envs.env_action(spec, a) is a  # discrete actions pass unchanged
+
+
+def test_pendulum_receives_the_clipped_action():
+    """A huge torque steps Pendulum exactly like the bound itself."""
+    import gymnax
+
+    env, params = gymnax.make("Pendulum-v1")
+    spec = envs.action_spec(env, params)
+    state = envs.reset(jax.random.key(0), env, params, 3)
+    _, big = envs.step(jax.random.key(1), env, params, state,
+                       envs.env_action(spec, jnp.full((3, 1), 50.0)))
+    _, bound = envs.step(jax.random.key(1), env, params, state, jnp.full((3, 1), 2.0))
+    np.testing.assert_array_equal(big.next_obs, bound.next_obs)
+    np.testing.assert_array_equal(big.reward, bound.reward)

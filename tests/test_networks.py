@@ -8,13 +8,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from purea2c import networks
+from purea2c import distributions, networks
 
 OBS_DIM, NUM_ACTIONS, HIDDEN = 4, 3, (8, 8)
 
 
 def init_params(seed_pi=0, seed_v=1, activation="tanh"):
-    nets = networks.make_networks(NUM_ACTIONS, HIDDEN, activation)
+    nets = networks.make_networks((OBS_DIM,), True, NUM_ACTIONS, hidden_sizes=HIDDEN,
+                                  activation=activation)
     obs = jnp.zeros((1, OBS_DIM))
     return nets, nets.pi.init(jax.random.key(seed_pi), obs), nets.v.init(jax.random.key(seed_v),
                                                                            obs)
@@ -84,7 +85,7 @@ def test_synced_networks_still_apply():
     nets, pi_params, v_params = init_params()
     new_pi, new_v = networks.sync_torsos(pi_params, v_params, 0.5)
     obs = jnp.ones((2, OBS_DIM))
-    assert nets.pi.apply(new_pi, obs).shape == (2, NUM_ACTIONS)
+    assert nets.pi.apply(new_pi, obs).logits.shape == (2, NUM_ACTIONS)
     assert nets.v.apply(new_v, obs).shape == (2,)
 
 
@@ -92,14 +93,14 @@ def test_synced_networks_still_apply():
 def test_output_shapes(activation):
     nets, pi_params, v_params = init_params(activation=activation)
     obs = jnp.asarray(np.random.default_rng(0).normal(size=(5, OBS_DIM)), jnp.float32)
-    logits = nets.pi.apply(pi_params, obs)
+    logits = nets.pi.apply(pi_params, obs).logits
     value = nets.v.apply(v_params, obs)
     assert logits.shape == (5, NUM_ACTIONS) and value.shape == (5,)
     assert logits.dtype == jnp.float32 and value.dtype == jnp.float32
     assert np.all(np.isfinite(logits)) and np.all(np.isfinite(value))
     # Extra leading dims: [T, B, D] -> [T, B, A] and [T, B].
     obs3 = jnp.zeros((2, 5, OBS_DIM))
-    assert nets.pi.apply(pi_params, obs3).shape == (2, 5, NUM_ACTIONS)
+    assert nets.pi.apply(pi_params, obs3).logits.shape == (2, 5, NUM_ACTIONS)
     assert nets.v.apply(v_params, obs3).shape == (2, 5)
 
 
@@ -124,3 +125,61 @@ def test_different_keys_give_different_params():
     # The same key reproduces the same parameters.
     _, c, _ = init_params(seed_pi=0)
     assert_trees_equal(a, c)
+
+
+def test_gaussian_head_for_box_actions():
+    nets = networks.make_networks((3,), False, 2, hidden_sizes=(8,), log_std_init=-0.5)
+    params = nets.pi.init(jax.random.key(0), jnp.zeros((3,)))
+    assert params["params"]["log_std"].shape == (2,)
+    np.testing.assert_array_equal(params["params"]["log_std"], [-0.5, -0.5])
+    dist = nets.pi.apply(params, jnp.ones((4, 3)))
+    assert isinstance(dist, distributions.Gaussian)
+    assert dist.mean.shape == (4, 2) and dist.log_std.shape == (4, 2)
+    np.testing.assert_array_equal(dist.log_std, np.full((4, 2), -0.5, np.float32))
+    # The mean depends on the state, the log-std does not.
+    other = nets.pi.apply(params, -jnp.ones((4, 3)))
+    assert not np.allclose(dist.mean, other.mean)
+    # Single observation, no batch axis.
+    assert nets.pi.apply(params, jnp.ones((3,))).mean.shape == (2,)
+
+
+@pytest.mark.parametrize("obs_shape", [(10, 10, 4), (10, 5)])
+def test_auto_torso_is_cnn_for_images(obs_shape):
+    kind = networks.torso_kind("auto", obs_shape)
+    assert kind == ("cnn" if len(obs_shape) == 3 else "mlp")
+    nets = networks.make_networks(obs_shape, True, 3, hidden_sizes=(32,), torso="cnn",
+                                  cnn_channels=(16, 8))
+    obs = jnp.asarray(np.random.default_rng(0).uniform(size=(2, 5, *obs_shape)), jnp.float32)
+    pi_params = nets.pi.init(jax.random.key(0), obs[0, 0])
+    v_params = nets.v.init(jax.random.key(1), obs[0, 0])
+    torso = pi_params["params"]["torso"]
+    channels = 1 if len(obs_shape) == 2 else obs_shape[-1]
+    assert torso["conv_0"]["kernel"].shape == (3, 3, channels, 16)
+    assert torso["conv_1"]["kernel"].shape == (3, 3, 16, 8)
+    # 'SAME' padding, stride 1: the dense layer sees H * W * 8 features.
+    assert torso["dense_0"]["kernel"].shape == (obs_shape[0] * obs_shape[1] * 8, 32)
+    assert nets.pi.apply(pi_params, obs).logits.shape == (2, 5, 3)
+    assert nets.v.apply(v_params, obs).shape == (2, 5)
+    # A batch gives the same outputs as one observation at a time.
+    one = nets.v.apply(v_params, obs[1, 3])
+    np.testing.assert_allclose(one, nets.v.apply(v_params, obs)[1, 3], rtol=1e-5, atol=1e-6)
+    # Synced CNN torsos stay appliable.
+    new_pi, new_v = networks.sync_torsos(pi_params, v_params, 0.5)
+    assert nets.v.apply(new_v, obs).shape == (2, 5)
+
+
+def test_cnn_matches_a_hand_convolution():
+    """One 1-channel 3x3 'SAME' convolution, checked against a numpy loop."""
+    nets = networks.make_networks((4, 5), True, 2, hidden_sizes=(), torso="cnn",
+                                  cnn_channels=(1,), activation="relu")
+    obs = np.random.default_rng(1).normal(size=(4, 5)).astype(np.float32)
+    params = nets.v.init(jax.random.key(0), jnp.asarray(obs))
+    k = np.asarray(params["params"]["torso"]["conv_0"]["kernel"])[:, :, 0, 0]
+    b = float(np.asarray(params["params"]["torso"]["conv_0"]["bias"])[0])
+    padded = np.pad(obs, 1)
+    conv = np.array([[np.sum(padded[i:i + 3, j:j + 3] * k) for j in range(5)] for i in range(4)])
+    features = np.maximum(conv + b, 0.0).reshape(-1)
+    w = np.asarray(params["params"]["head"]["kernel"])[:, 0]
+    expected = features @ w + float(np.asarray(params["params"]["head"]["bias"])[0])
+    np.testing.assert_allclose(nets.v.apply(params, jnp.asarray(obs)), expected, rtol=1e-4,
+                               atol=1e-5)
