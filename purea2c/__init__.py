@@ -3,10 +3,20 @@
     import jax, purea2c
     out = purea2c.train(jax.random.key(0), purea2c.Config())
     returns = purea2c.evaluate(jax.random.key(1), purea2c.Config(), out.state.params)
+    policy = purea2c.make_policy(purea2c.Config(), out.state.params)   # obs -> action
+
+    purea2c.save_checkpoint("ckpt", out.state, step=int(out.state.iteration))
+    like = jax.eval_shape(purea2c.init, jax.random.key(0), purea2c.Config())
+    state = purea2c.restore_checkpoint("ckpt", like)
+
+The command line (``purea2c train | evaluate | render``) is in `purea2c.cli`.
 """
 
+from purea2c.checkpoint import latest_step as latest_checkpoint_step
+from purea2c.checkpoint import restore as restore_checkpoint
+from purea2c.checkpoint import save as save_checkpoint
 from purea2c.config import Config
-from purea2c.evaluate import evaluate
+from purea2c.evaluate import evaluate, make_policy
 from purea2c.train import Metrics, Params, TrainResult, TrainState, init, run, train
 
 __all__ = [
@@ -17,7 +27,11 @@ __all__ = [
     "TrainState",
     "evaluate",
     "init",
+    "latest_checkpoint_step",
+    "make_policy",
+    "restore_checkpoint",
     "run",
+    "save_checkpoint",
     "train",
 ]
 __version__ = "0.1.0"
