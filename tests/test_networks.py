@@ -183,3 +183,18 @@ def test_cnn_matches_a_hand_convolution():
     expected = features @ w + float(np.asarray(params["params"]["head"]["bias"])[0])
     np.testing.assert_allclose(nets.v.apply(params, jnp.asarray(obs)), expected, rtol=1e-4,
                                atol=1e-5)
+
+
+@pytest.mark.parametrize("kernel_size, c_in, c_out", [(3, 4, 16), (5, 2, 3), (2, 3, 4)])
+def test_patch_conv_equals_lax_convolution(kernel_size, c_in, c_out):
+    """The im2col convolution against XLA's own 'SAME' convolution with the same weights."""
+    x = jnp.asarray(np.random.default_rng(2).normal(size=(3, 7, 6, c_in)), jnp.float32)
+    conv = networks.PatchConv(c_out, kernel_size)
+    params = conv.init(jax.random.key(0), x)
+    kernel = params["params"]["kernel"]
+    bias = jax.random.normal(jax.random.key(1), (c_out,))
+    params = {"params": {"kernel": kernel, "bias": bias}}
+    expected = jax.lax.conv_general_dilated(
+        x, kernel, window_strides=(1, 1), padding="SAME",
+        dimension_numbers=("NHWC", "HWIO", "NHWC")) + bias.reshape(1, 1, 1, -1)
+    np.testing.assert_allclose(conv.apply(params, x), expected, rtol=1e-4, atol=1e-5)
