@@ -56,7 +56,9 @@ STAGES = [
 
 
 def sweep(base: purea2c.Config, variants, grid, num_seeds: int, eval_episodes: int,
-          seed: int = 0):
+          seed: int = 0, threshold: float | None = SOLVED):
+    """Trains every variant x grid point x seed (one program per variant) and evaluates each
+    final policy greedily; returns one row per (variant, grid point)."""
     names = list(grid)
     combos = list(itertools.product(*(grid[n] for n in names)))
     rows = []
@@ -91,7 +93,8 @@ def sweep(base: purea2c.Config, variants, grid, num_seeds: int, eval_episodes: i
             rows.append(dict(
                 variant=vname, overrides=overrides, seed=seed,
                 **{n: float(v) for n, v in zip(names, combo)},
-                total_timesteps=steps, solved=int((r >= SOLVED).sum()), seeds=num_seeds,
+                total_timesteps=steps, seeds=num_seeds,
+                solved=None if threshold is None else int((r >= threshold).sum()),
                 mean_eval=float(r.mean()), min_eval=float(r.min()),
                 compile_s=t_compile, run_s=t_run,
             ))

@@ -1,0 +1,109 @@
+"""The sweeps behind `Config.preset(name)` for each environment, run with purea2c itself.
+
+Same method as `tune_default.py` (whose `sweep` this uses): each static variant is one
+compiled program, vmapped over a grid of traced hyperparameters times 8 seeds; each final
+policy is evaluated greedily on 20 episodes; "solved" counts seeds at or above the
+environment's threshold where one exists.
+
+    python benchmarks/tune_presets.py Acrobot-v1 Pendulum-v1      # the recorded sweeps
+    python benchmarks/tune_presets.py --quick                      # smoke run
+
+Appends to benchmarks/results/tune_presets.json and rewrites tune_presets.md from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+
+import jax
+
+import purea2c
+from tune_default import sweep
+
+RESULTS = pathlib.Path(__file__).parent / "results"
+THRESHOLDS = {"CartPole-v1": 475.0, "Acrobot-v1": -100.0, "MountainCar-v0": -110.0,
+              "MountainCarContinuous-v0": 90.0}
+
+_CONTINUOUS = dict(num_envs=16, rollout_length=32, n_step=16, buffer_capacity=512,
+                   batch_size=128, num_passes=4, policy_objective="ppo_clip",
+                   pi_learning_rate=1e-3, v_learning_rate=3e-3, entropy_coef=0.0)
+
+# env -> (base overrides, static variants [(name, overrides)], traced grid)
+SWEEPS = {
+    "Acrobot-v1": (
+        dict(env="Acrobot-v1", total_timesteps=196_608),
+        [("default schedule", {}), ("n=8", dict(n_step=8))],
+        {"pi_learning_rate": [3e-4, 1e-3, 3e-3], "entropy_coef": [0.0, 0.01]}),
+    "MountainCar-v0": (
+        dict(env="MountainCar-v0", total_timesteps=1_048_576, num_envs=32, rollout_length=32,
+             n_step=32, buffer_capacity=1024, batch_size=256),
+        [("n=32", {}), ("n=32 4 passes ppo_clip",
+                        dict(num_passes=4, policy_objective="ppo_clip"))],
+        {"pi_learning_rate": [1e-3, 3e-3], "entropy_coef": [0.01, 0.05]}),
+    "Pendulum-v1": (
+        dict(env="Pendulum-v1", total_timesteps=524_288, reward_scale=0.1, gamma=0.95,
+             **_CONTINUOUS),
+        [("ppo_clip 4 passes", {}),
+         ("vanilla_pg 1 pass", dict(policy_objective="vanilla_pg", num_passes=1))],
+        {"pi_learning_rate": [3e-4, 1e-3, 3e-3], "v_learning_rate": [1e-3, 1e-2]}),
+    "MountainCarContinuous-v0": (
+        dict(env="MountainCarContinuous-v0", total_timesteps=524_288, **_CONTINUOUS),
+        [("ppo_clip 4 passes", {}),
+         ("vanilla_pg 1 pass", dict(policy_objective="vanilla_pg", num_passes=1))],
+        {"pi_learning_rate": [3e-4, 1e-3], "entropy_coef": [0.0, 0.01]}),
+    "Catch-bsuite": (
+        dict(env="Catch-bsuite", total_timesteps=65_536),
+        [("default schedule", {})],
+        {"pi_learning_rate": [3e-4, 1e-3, 3e-3], "entropy_coef": [0.0, 0.01]}),
+}
+
+
+def write_markdown(record: dict) -> None:
+    lines = ["# Preset sweeps", "",
+             "Each row: one (variant, grid point), 8 training seeds, final greedy evaluation "
+             "(mean of 20 episodes per seed). One compiled program per variant. "
+             "Produced by `python benchmarks/tune_presets.py ENV ...`.", ""]
+    for env, entry in record.items():
+        rows = entry["rows"]
+        grid = entry["grid"]
+        cols = ["variant", *grid, "solved", "mean_eval", "min_eval", "total_timesteps", "run_s"]
+        lines += [f"## {env}", "", f"Base: `{entry['base']}`; jax {entry['jax']}, backend "
+                  f"{entry['backend']}; threshold {THRESHOLDS.get(env)}.", "",
+                  "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        for r in rows:
+            lines.append("| " + " | ".join(
+                f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]) for c in cols) + " |")
+        lines.append("")
+    (RESULTS / "tune_presets.md").write_text("\n".join(lines))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("envs", nargs="*", default=list(SWEEPS), help="environments to sweep")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    if args.quick:
+        sweep(purea2c.Config(env="Pendulum-v1", total_timesteps=4096), [("quick", {})],
+              {"pi_learning_rate": [1e-3]}, 2, 2, threshold=None)
+        return 0
+    path = RESULTS / "tune_presets.json"
+    record = json.loads(path.read_text()) if path.exists() else {}
+    for env in args.envs:
+        base, variants, grid = SWEEPS[env]
+        print(f"== {env}", flush=True)
+        rows = sweep(purea2c.Config(**base), variants, grid, 8, 20, seed=0,
+                     threshold=THRESHOLDS.get(env))
+        record[env] = dict(base={k: v for k, v in base.items()}, grid=grid, rows=rows,
+                           jax=jax.__version__, backend=jax.default_backend(),
+                           command=" ".join(["python", *sys.argv]))
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record, indent=1, default=str))
+        write_markdown(record)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
