@@ -248,7 +248,7 @@ def restore(directory: str | os.PathLike, like: Any = None, step: int | None = N
 
 
 def _step_dir(directory: str | os.PathLike, step: int | None) -> pathlib.Path:
-    directory = pathlib.Path(directory)
+    directory = pathlib.Path(directory).absolute()  # orbax needs absolute paths
     if step is None:
         step = latest_step(directory)
         if step is None:

@@ -733,7 +733,8 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         if resume_step is not None:
             like = _abstract_state(config, num_seeds)
             state = checkpoint.restore(ckpt_dir, like, resume_step)
-            print(f"purea2c: resuming {run_dir} at iteration {resume_step}/{num_iterations}")
+            print(f"purea2c: resuming {run_dir} at iteration {resume_step}/{num_iterations}"
+                  + (" (already finished)" if resume_step >= num_iterations else ""))
         else:
             keys = jax.random.split(jax.random.key(seed), num_seeds)
             state = _vmapped_init(keys, config)

@@ -69,10 +69,12 @@ def test_restored_state_continues_exactly(state, tmp_path):
     assert_bitwise_equal(metrics_a, metrics_b)
 
 
-def test_public_names(state, tmp_path):
-    purea2c.save_checkpoint(tmp_path, state, 7)
-    assert purea2c.latest_checkpoint_step(tmp_path) == 7
-    assert_bitwise_equal(state, purea2c.restore_checkpoint(tmp_path, _like(), step=7))
+def test_public_names_and_relative_paths(state, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    purea2c.save_checkpoint("ckpt", state, 7)
+    assert purea2c.latest_checkpoint_step("ckpt") == 7
+    assert_bitwise_equal(state, purea2c.restore_checkpoint("ckpt", _like(), step=7))
+    assert_bitwise_equal(state, purea2c.restore_checkpoint(tmp_path / "ckpt", _like()))
 
 
 def test_mismatched_structure_names_the_leaves(state, tmp_path):
