@@ -655,6 +655,7 @@ def _evaluate_program(num_episodes: int, greedy: bool) -> Any:
 
 
 def _report_evaluation(returns: np.ndarray, num_episodes: int, greedy: bool) -> dict[str, Any]:
+    returns = np.asarray(returns, np.float64) + 0.0  # no "-0" in the report
     per_seed = returns.mean(axis=1)
     mode = "greedy" if greedy else "sampled"
     if len(per_seed) == 1:
