@@ -36,6 +36,7 @@ import pathlib
 import shlex
 import signal
 import sys
+import textwrap
 import threading
 import time
 from typing import Any, Callable, NamedTuple
@@ -673,7 +674,10 @@ def _report_evaluation(returns: np.ndarray, num_episodes: int, greedy: bool) -> 
             "mean_return_per_seed": [float(r) for r in per_seed]}
 
 
-def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+def _open_run(args: argparse.Namespace, parser: argparse.ArgumentParser
+              ) -> tuple[pathlib.Path, Config, dict[str, Any]]:
+    """``(run_dir, config, run_info)``: a new run directory from the flags, or the one that
+    ``--resume`` names with its saved settings."""
     overrides = config_overrides(args)
     if args.resume is not None:
         given = [f"--{k.replace('_', '-')}" for k in overrides]
@@ -685,47 +689,53 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             parser.error(f"--resume continues a run with its saved settings; drop {given}")
         run_dir = pathlib.Path(args.resume)
         config, info = load_run(run_dir)
-        num_seeds, seed, chunk = info["seeds"], info["seed"], info["chunk_iterations"]
-    else:
-        try:
-            config = make_config(args.preset, overrides)
-        except ValueError as e:
-            parser.error(str(e))
-        num_seeds = 1 if args.seeds is None else args.seeds
-        seed = 0 if args.seed is None else args.seed
-        if num_seeds < 1:
-            parser.error(f"--seeds must be >= 1, got {num_seeds}")
-        chunk = args.chunk_iterations or auto_chunk_iterations(config.num_iterations)
-        if chunk < 1:
-            parser.error(f"--chunk-iterations must be >= 1, got {chunk}")
-        env_name = config.env if isinstance(config.env, str) else type(config.env).__name__
-        run_dir = pathlib.Path(args.out) if args.out else default_run_dir(env_name)
-        if (run_dir / _RUN_JSON).exists():
-            parser.error(f"{run_dir} already holds a run; continue it with "
-                         f"`purea2c train --resume {run_dir}` or choose another --out")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        _write_json(run_dir / _CONFIG_JSON, config_to_json(config))
-        info = {
-            "seeds": num_seeds,
-            "seed": seed,
-            "chunk_iterations": chunk,
-            "num_iterations": config.num_iterations,
-            "env_steps_per_seed": config.num_iterations * config.steps_per_iteration,
-            "preset": args.preset,
-            "keys": f"jax.random.split(jax.random.key({seed}), {num_seeds})",
-            "created": datetime.datetime.now().isoformat(timespec="seconds"),
-            "command": shlex.join(["purea2c", *sys.argv[1:]]) if args.argv is None
-            else shlex.join(["purea2c", *args.argv]),
-            "versions": _versions(),
-            "status": "created",
-        }
-        _write_json(run_dir / _RUN_JSON, info)
+        return run_dir, config, info
 
+    try:
+        config = make_config(args.preset, overrides)
+    except ValueError as e:
+        parser.error(str(e))
+    num_seeds = 1 if args.seeds is None else args.seeds
+    seed = 0 if args.seed is None else args.seed
+    if num_seeds < 1:
+        parser.error(f"--seeds must be >= 1, got {num_seeds}")
+    chunk = args.chunk_iterations or auto_chunk_iterations(config.num_iterations)
+    if chunk < 1:
+        parser.error(f"--chunk-iterations must be >= 1, got {chunk}")
+    run_dir = pathlib.Path(args.out) if args.out else default_run_dir(_env_name(config))
+    if (run_dir / _RUN_JSON).exists():
+        parser.error(f"{run_dir} already holds a run; continue it with "
+                     f"`purea2c train --resume {run_dir}` or choose another --out")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _write_json(run_dir / _CONFIG_JSON, config_to_json(config))
+    argv = sys.argv[1:] if args.argv is None else args.argv
+    info = {
+        "seeds": num_seeds,
+        "seed": seed,
+        "chunk_iterations": min(chunk, config.num_iterations),
+        "num_iterations": config.num_iterations,
+        "env_steps_per_seed": config.num_iterations * config.steps_per_iteration,
+        "preset": args.preset,
+        "keys": f"jax.random.split(jax.random.key({seed}), {num_seeds})",
+        "created": datetime.datetime.now().isoformat(timespec="seconds"),
+        "command": shlex.join(["purea2c", *argv]),
+        "versions": _versions(),
+        "status": "created",
+    }
+    _write_json(run_dir / _RUN_JSON, info)
+    return run_dir, config, info
+
+
+def _env_name(config: Config) -> str:
+    return config.env if isinstance(config.env, str) else type(config.env).__name__
+
+
+def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    run_dir, config, info = _open_run(args, parser)
+    num_seeds, seed, chunk = info["seeds"], info["seed"], info["chunk_iterations"]
     num_iterations = config.num_iterations
-    if chunk > num_iterations:
-        chunk = num_iterations
     ckpt_dir = run_dir / _CHECKPOINTS
-    env_name = config.env if isinstance(config.env, str) else type(config.env).__name__
+    env_name = _env_name(config)
     total_steps = num_iterations * config.steps_per_iteration
 
     with _StopRequest() as stop:
@@ -766,7 +776,8 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         # env steps per seed).
         tensorboard = _TensorBoard(run_dir / _TENSORBOARD,
                                    resume_step * config.steps_per_iteration + 1
-                                   if resume_step else None) if args.tensorboard else None
+                                   if args.resume is not None else None) \
+            if args.tensorboard else None
         width = max(1, math.ceil(num_iterations / 50), min(chunk, num_iterations))
         progress = _Progress(total_steps, resume_step * config.steps_per_iteration,
                              num_seeds, enabled=not args.no_progress)
@@ -1068,9 +1079,9 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 
 
 def _wrap(text: str) -> str:
-    import textwrap
-
-    return "\n\n".join(textwrap.fill(p, width=88, break_on_hyphens=False) for p in text.split("\n\n"))
+    """Paragraphs filled to 88 columns (argparse keeps them as they are)."""
+    return "\n\n".join(textwrap.fill(p, width=88, break_on_hyphens=False)
+                       for p in text.split("\n\n"))
 
 
 def build_parser() -> argparse.ArgumentParser:

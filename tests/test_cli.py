@@ -110,6 +110,16 @@ def test_flags_build_the_config():
     assert cli.make_config(None, {}) == purea2c.Config()
 
 
+def test_chunks_divide_the_run():
+    assert cli.auto_chunk_iterations(384) == 3  # 128 chunks of 3
+    assert cli.auto_chunk_iterations(16) == 1
+    assert cli.auto_chunk_iterations(383) == 1  # a prime: chunks of one iteration
+    assert cli.auto_chunk_iterations(10_000) == 100
+    for n in (1, 7, 100, 250, 1024, 999):
+        k = cli.auto_chunk_iterations(n)
+        assert n % k == 0 and n // k >= min(n, 100)
+
+
 def test_config_json_round_trip():
     config = purea2c.Config.preset("coax_a2c", hidden_sizes=(8,))
     data = json.loads(json.dumps(cli.config_to_json(config)))
