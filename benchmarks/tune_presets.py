@@ -40,8 +40,7 @@ SWEEPS = {
     "MountainCar-v0": (
         dict(env="MountainCar-v0", total_timesteps=1_048_576, num_envs=32, rollout_length=32,
              n_step=32, buffer_capacity=1024, batch_size=256),
-        [("n=32", {}), ("n=32 4 passes ppo_clip",
-                        dict(num_passes=4, policy_objective="ppo_clip"))],
+        [("n=32 4 passes ppo_clip", dict(num_passes=4, policy_objective="ppo_clip"))],
         {"pi_learning_rate": [1e-3, 3e-3], "entropy_coef": [0.01, 0.05]}),
     "Pendulum-v1": (
         dict(env="Pendulum-v1", total_timesteps=524_288, reward_scale=0.1, gamma=0.95,

@@ -177,6 +177,19 @@ class Config:
 PRESETS: dict[str, dict[str, Any]] = {
     # The defaults are tuned for CartPole-v1 (benchmarks/tune_default.py).
     "CartPole-v1": dict(env="CartPole-v1"),
+    # Swept in benchmarks/tune_presets.py (results/tune_presets.md).
+    "Acrobot-v1": dict(env="Acrobot-v1", total_timesteps=196_608),
+    "Catch-bsuite": dict(env="Catch-bsuite", pi_learning_rate=3e-3, total_timesteps=65_536),
+    "Pendulum-v1": dict(
+        env="Pendulum-v1", num_envs=16, rollout_length=32, n_step=16, buffer_capacity=512,
+        batch_size=128, num_passes=4, policy_objective="ppo_clip", gamma=0.95,
+        reward_scale=0.1, pi_learning_rate=3e-4, v_learning_rate=1e-3, entropy_coef=0.0,
+        total_timesteps=524_288),
+    "MountainCarContinuous-v0": dict(
+        env="MountainCarContinuous-v0", num_envs=16, rollout_length=32, n_step=16,
+        buffer_capacity=512, batch_size=128, num_passes=4, policy_objective="ppo_clip",
+        pi_learning_rate=3e-4, v_learning_rate=3e-3, entropy_coef=0.0,
+        total_timesteps=524_288),
     # MinAtar: MinAtar's network (one 16-channel 3x3 convolution, a 128-unit layer), relu,
     # 64 envs; settings chosen from common MinAtar practice, not swept (CPU cost).
     **{f"{game}-MinAtar": dict(

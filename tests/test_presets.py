@@ -1,0 +1,51 @@
+"""Every preset builds, compiles and trains one iteration with finite metrics (a smoke test:
+the presets' learning is measured by benchmarks/learning.py and tests/test_learning.py;
+evaluation of each kind of policy is covered by tests/test_train.py and test_learning.py)."""
+
+import dataclasses
+
+import jax
+import numpy as np
+import pytest
+
+import purea2c
+from purea2c import envs
+
+ISSUE_ENVS = ["CartPole-v1", "Acrobot-v1", "MountainCar-v0", "Pendulum-v1",
+              "MountainCarContinuous-v0", "Breakout-MinAtar", "Asterix-MinAtar",
+              "SpaceInvaders-MinAtar", "Freeway-MinAtar", "Catch-bsuite"]
+
+
+def test_every_listed_environment_has_a_preset():
+    assert set(ISSUE_ENVS) <= set(purea2c.Config.preset_names())
+
+
+@pytest.mark.parametrize("name", purea2c.Config.preset_names())
+def test_preset_runs_one_iteration(name):
+    preset = purea2c.Config.preset(name)
+    config = preset.replace(total_timesteps=preset.steps_per_iteration)
+    state, metrics = purea2c.train(jax.random.key(0), config)  # one program: init + run
+    for field in ("value_loss", "policy_loss", "entropy", "td_error", "pi_grad_norm",
+                  "v_grad_norm", "kl"):
+        value = np.asarray(getattr(metrics, field))
+        assert value.shape == (1,) and np.isfinite(value).all(), (field, value)
+    assert int(metrics.env_steps[0]) == config.steps_per_iteration
+    env, env_params = envs.make_env(config.env)
+    spec = envs.action_spec(env, env_params)
+    # The buffer holds actions of the env's kind: ints for Discrete, [d] floats for Box.
+    stored = state.buffer.data.action
+    if spec.discrete:
+        assert stored.dtype == np.int32 and stored.ndim == 1
+    else:
+        assert stored.dtype == np.float32 and stored.shape[1:] == (spec.num_actions,)
+
+
+def test_preset_overrides_and_unknown_name():
+    c = purea2c.Config.preset("Pendulum-v1", gamma=0.9)
+    assert c.gamma == 0.9 and c.env == "Pendulum-v1"
+    with pytest.raises(ValueError, match="unknown preset 'Pong'.*CartPole-v1"):
+        purea2c.Config.preset("Pong")
+    # Presets differ from the defaults only through Config's own validated fields.
+    for name in purea2c.Config.preset_names():
+        fields = {f.name for f in dataclasses.fields(purea2c.Config)}
+        assert set(purea2c.config.PRESETS[name]) <= fields
