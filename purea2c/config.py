@@ -74,6 +74,11 @@ class Config:
         (64, 64), "Widths of the torso's dense hidden layers (after the convolutions for 'cnn')."
     )
     activation: str = _static("tanh", f"Torso activation, one of {_ACTIVATIONS}.")
+    scale_obs: bool = _static(
+        False,
+        "Rescale each observation dimension whose bounds (the env's observation space) are "
+        "finite onto [-1, 1] before the torso; other dimensions pass unchanged.",
+    )
     cnn_channels: tuple[int, ...] = _static(
         (16,), "Output channels of the CNN torso's convolutions ('SAME' padding, stride 1)."
     )
@@ -185,6 +190,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         batch_size=128, num_passes=4, policy_objective="ppo_clip", gamma=0.95,
         reward_scale=0.1, pi_learning_rate=3e-4, v_learning_rate=1e-3, entropy_coef=0.0,
         total_timesteps=524_288),
+    "MountainCar-v0": dict(
+        env="MountainCar-v0", num_envs=32, rollout_length=32, n_step=32, buffer_capacity=1024,
+        batch_size=256, num_passes=4, policy_objective="ppo_clip", scale_obs=True,
+        pi_learning_rate=3e-3, entropy_coef=0.0, total_timesteps=1_048_576),
     "MountainCarContinuous-v0": dict(
         env="MountainCarContinuous-v0", num_envs=16, rollout_length=32, n_step=16,
         buffer_capacity=512, batch_size=128, num_passes=4, policy_objective="ppo_clip",
@@ -271,7 +280,7 @@ def _validate(cfg: Config) -> None:
     for field in ("num_envs", "rollout_length", "n_step", "buffer_capacity", "batch_size",
                   "num_passes", "total_timesteps"):
         _check_int(cfg, field, 1)
-    for field in ("clear_buffer", "use_target_network"):
+    for field in ("clear_buffer", "use_target_network", "scale_obs"):
         if not isinstance(getattr(cfg, field), bool):
             _fail(field, getattr(cfg, field), "must be a bool")
     hs = cfg.hidden_sizes

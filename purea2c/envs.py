@@ -69,7 +69,14 @@ def action_spec(env: Any, env_params: Any) -> ActionSpec:
     """The action space as an `ActionSpec`; raises ValueError for other space types."""
     from gymnax.environments import spaces
 
-    space = env.action_space(env_params)
+    with jax.ensure_compile_time_eval():  # the bounds are constants, even inside jit
+        space = env.action_space(env_params)
+        return _action_spec(space)
+
+
+def _action_spec(space: Any) -> ActionSpec:
+    from gymnax.environments import spaces
+
     if isinstance(space, spaces.Discrete):
         return ActionSpec(True, int(space.n), None, None)
     if isinstance(space, spaces.Box):
@@ -88,6 +95,15 @@ def num_actions(env: Any, env_params: Any) -> int:
 
 def obs_shape(env: Any, env_params: Any) -> tuple[int, ...]:
     return tuple(env.observation_space(env_params).shape)
+
+
+def obs_bounds(env: Any, env_params: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(low, high)`` of the observation space, as numpy arrays of its shape."""
+    with jax.ensure_compile_time_eval():  # the bounds are constants, even inside jit
+        space = env.observation_space(env_params)
+        shape = tuple(space.shape)
+        return (np.broadcast_to(np.asarray(space.low, np.float64), shape),
+                np.broadcast_to(np.asarray(space.high, np.float64), shape))
 
 
 def env_action(spec: ActionSpec, action: jax.Array) -> jax.Array:

@@ -90,6 +90,7 @@ class Torso(nn.Module):
     activation: str = "tanh"
     cnn_channels: Sequence[int] = (16,)
     cnn_kernel_size: int = 3
+    obs_bounds: tuple[tuple[float, ...], tuple[float, ...]] | None = None
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
@@ -97,6 +98,9 @@ class Torso(nn.Module):
         obs_ndim = len(self.obs_shape)
         batch_shape = obs.shape[: obs.ndim - obs_ndim]
         x = obs.reshape((math.prod(batch_shape), *self.obs_shape)).astype(jnp.float32)
+        if self.obs_bounds is not None:
+            center, half = bounds_affine(self.obs_bounds, self.obs_shape)
+            x = (x - center[None]) / half[None]
         if self.kind == "cnn":
             if obs_ndim == 2:
                 x = x[..., None]
@@ -110,6 +114,18 @@ class Torso(nn.Module):
         return x.reshape((*batch_shape, x.shape[-1]))
 
 
+def bounds_affine(bounds: tuple[tuple[float, ...], tuple[float, ...]],
+                  obs_shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """``(center, half_width)`` that map each observation dimension with finite bounds
+    (``|bound| < 1e6``) onto [-1, 1]; other dimensions pass unchanged (0, 1)."""
+    low = np.asarray(bounds[0], np.float64).reshape(obs_shape)
+    high = np.asarray(bounds[1], np.float64).reshape(obs_shape)
+    finite = (np.abs(low) < 1e6) & (np.abs(high) < 1e6) & (high > low)
+    center = np.where(finite, 0.5 * (high + low), 0.0).astype(np.float32)
+    half = np.where(finite, 0.5 * (high - low), 1.0).astype(np.float32)
+    return center, half
+
+
 class TorsoSpec(NamedTuple):
     """The torso's hyperparameters (hashable, so modules built from it are static)."""
 
@@ -119,10 +135,11 @@ class TorsoSpec(NamedTuple):
     activation: str
     cnn_channels: tuple[int, ...]
     cnn_kernel_size: int
+    obs_bounds: tuple[tuple[float, ...], tuple[float, ...]] | None = None
 
     def build(self) -> Torso:
         return Torso(self.obs_shape, self.kind, self.hidden_sizes, self.activation,
-                     self.cnn_channels, self.cnn_kernel_size, name="torso")
+                     self.cnn_channels, self.cnn_kernel_size, self.obs_bounds, name="torso")
 
 
 class PolicyNet(nn.Module):
@@ -166,10 +183,16 @@ class Networks(NamedTuple):
 def make_networks(obs_shape: Sequence[int], discrete: bool, num_actions: int, *,
                   hidden_sizes: Sequence[int] = (64, 64), activation: str = "tanh",
                   torso: str = "auto", cnn_channels: Sequence[int] = (16,),
-                  cnn_kernel_size: int = 3, log_std_init: float = 0.0) -> Networks:
+                  cnn_kernel_size: int = 3, log_std_init: float = 0.0,
+                  obs_bounds: tuple[Any, Any] | None = None) -> Networks:
+    """The pi and v modules. ``obs_bounds=(low, high)``: each observation dimension with
+    finite bounds is rescaled onto [-1, 1] before the torso (see `bounds_affine`)."""
     obs_shape = tuple(int(d) for d in obs_shape)
+    if obs_bounds is not None:
+        obs_bounds = tuple(tuple(float(v) for v in np.broadcast_to(
+            np.asarray(b, np.float64), obs_shape).reshape(-1)) for b in obs_bounds)
     spec = TorsoSpec(obs_shape, torso_kind(torso, obs_shape), tuple(hidden_sizes), activation,
-                     tuple(cnn_channels), int(cnn_kernel_size))
+                     tuple(cnn_channels), int(cnn_kernel_size), obs_bounds)
     return Networks(PolicyNet(spec, discrete, num_actions, float(log_std_init)),
                     ValueNet(spec))
 

@@ -88,7 +88,8 @@ def build_networks(config: Config) -> tuple[Any, Any, envs.ActionSpec, networks.
         envs.obs_shape(env, env_params), spec.discrete, spec.num_actions,
         hidden_sizes=config.hidden_sizes, activation=config.activation, torso=config.torso,
         cnn_channels=config.cnn_channels, cnn_kernel_size=config.cnn_kernel_size,
-        log_std_init=config.log_std_init)
+        log_std_init=config.log_std_init, obs_bounds=envs.obs_bounds(env, env_params)
+        if config.scale_obs else None)
     return env, env_params, spec, nets
 
 

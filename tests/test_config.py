@@ -61,6 +61,7 @@ def test_frozen():
     ("hidden_sizes", [64, 64], "tuple of ints"),
     ("hidden_sizes", (64, 0), "tuple of ints"),
     ("clear_buffer", 1, "bool"),
+    ("scale_obs", "yes", "bool"),
     ("torso", "resnet", "one of"),
     ("cnn_channels", (), "non-empty tuple"),
     ("cnn_channels", (16, -1), "non-empty tuple"),

@@ -198,3 +198,21 @@ def test_patch_conv_equals_lax_convolution(kernel_size, c_in, c_out):
         x, kernel, window_strides=(1, 1), padding="SAME",
         dimension_numbers=("NHWC", "HWIO", "NHWC")) + bias.reshape(1, 1, 1, -1)
     np.testing.assert_allclose(conv.apply(params, x), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_bounds_scaling_maps_finite_bounds_onto_unit_interval():
+    low = (-1.2, -0.07, -np.inf, -3.4e38)
+    high = (0.6, 0.07, np.inf, 3.4e38)
+    center, half = networks.bounds_affine((low, high), (4,))
+    x = np.asarray([[-1.2, -0.07, 5.0, -7.0], [0.6, 0.07, -5.0, 7.0], [-0.3, 0.0, 0.0, 0.0]])
+    np.testing.assert_allclose((x - center) / half,
+                               [[-1, -1, 5, -7], [1, 1, -5, 7], [0, 0, 0, 0]], atol=1e-6)
+    # The torso applies it: scaled networks see the rescaled observation.
+    plain = networks.make_networks((4,), True, 2, hidden_sizes=(8,))
+    scaled = networks.make_networks((4,), True, 2, hidden_sizes=(8,), obs_bounds=(low, high))
+    params = plain.v.init(jax.random.key(0), jnp.zeros((4,)))
+    obs = jnp.asarray(x, jnp.float32)
+    np.testing.assert_allclose(scaled.v.apply(params, obs),
+                               plain.v.apply(params, jnp.asarray((x - center) / half,
+                                                                 jnp.float32)),
+                               rtol=1e-5, atol=1e-6)
