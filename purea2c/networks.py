@@ -121,9 +121,8 @@ def bounds_affine(bounds: tuple[tuple[float, ...], tuple[float, ...]],
     low = np.asarray(bounds[0], np.float64).reshape(obs_shape)
     high = np.asarray(bounds[1], np.float64).reshape(obs_shape)
     finite = (np.abs(low) < 1e6) & (np.abs(high) < 1e6) & (high > low)
-    center = np.where(finite, 0.5 * (high + low), 0.0).astype(np.float32)
-    half = np.where(finite, 0.5 * (high - low), 1.0).astype(np.float32)
-    return center, half
+    low, high = np.where(finite, low, -1.0), np.where(finite, high, 1.0)
+    return (0.5 * (high + low)).astype(np.float32), (0.5 * (high - low)).astype(np.float32)
 
 
 class TorsoSpec(NamedTuple):
