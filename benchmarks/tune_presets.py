@@ -31,7 +31,7 @@ _CONTINUOUS = dict(num_envs=16, rollout_length=32, n_step=16, buffer_capacity=51
                    batch_size=128, num_passes=4, policy_objective="ppo_clip",
                    pi_learning_rate=1e-3, v_learning_rate=3e-3, entropy_coef=0.0)
 
-# env -> (base overrides, static variants [(name, overrides)], traced grid)
+# name -> (base overrides, static variants [(name, overrides)], traced grid[, seeds (8)])
 SWEEPS = {
     "Acrobot-v1": (
         dict(env="Acrobot-v1", total_timesteps=196_608),
@@ -42,6 +42,19 @@ SWEEPS = {
              n_step=32, buffer_capacity=1024, batch_size=256),
         [("n=32 4 passes ppo_clip", dict(num_passes=4, policy_objective="ppo_clip"))],
         {"pi_learning_rate": [1e-3, 3e-3], "entropy_coef": [0.01, 0.05]}),
+    "MountainCar-v0 scaled": (
+        dict(env="MountainCar-v0", total_timesteps=524_288, num_envs=32, rollout_length=32,
+             n_step=32, buffer_capacity=1024, batch_size=256, scale_obs=True),
+        [("scaled vanilla", {}),
+         ("scaled ppo 4", dict(num_passes=4, policy_objective="ppo_clip"))],
+        {"pi_learning_rate": [1e-3, 3e-3], "entropy_coef": [0.0, 0.01]}, 4),
+    "Breakout-MinAtar": (
+        dict(env="Breakout-MinAtar", num_envs=64, rollout_length=16, n_step=16,
+             buffer_capacity=1024, batch_size=256, torso="cnn", cnn_channels=(16,),
+             hidden_sizes=(128,), activation="relu", v_learning_rate=1e-3, entropy_coef=0.01,
+             total_timesteps=262_144),
+        [("vanilla", {}), ("ppo_clip 2 passes", dict(policy_objective="ppo_clip", num_passes=2))],
+        {"pi_learning_rate": [3e-4, 1e-3]}, 4),
     "Pendulum-v1": (
         dict(env="Pendulum-v1", total_timesteps=524_288, reward_scale=0.1, gamma=0.95,
              **_CONTINUOUS),
@@ -62,15 +75,15 @@ SWEEPS = {
 
 def write_markdown(record: dict) -> None:
     lines = ["# Preset sweeps", "",
-             "Each row: one (variant, grid point), 8 training seeds, final greedy evaluation "
-             "(mean of 20 episodes per seed). One compiled program per variant. "
+             "Each row: one (variant, grid point), 8 training seeds (4 where the heading says "
+             "so), final greedy evaluation (mean of 20 episodes per seed, 16 for MinAtar). One compiled program per variant. "
              "Produced by `python benchmarks/tune_presets.py ENV ...`.", ""]
     for env, entry in record.items():
         rows = entry["rows"]
         grid = entry["grid"]
         cols = ["variant", *grid, "solved", "mean_eval", "min_eval", "total_timesteps", "run_s"]
-        lines += [f"## {env}", "", f"Base: `{entry['base']}`; jax {entry['jax']}, backend "
-                  f"{entry['backend']}; threshold {THRESHOLDS.get(env)}.", "",
+        lines += [f"## {env} ({entry['rows'][0]['seeds']} seeds)", "", f"Base: `{entry['base']}`; jax {entry['jax']}, backend "
+                  f"{entry['backend']}; threshold {THRESHOLDS.get(entry['base']['env'])}.", "",
                   "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         for r in rows:
             lines.append("| " + " | ".join(
@@ -91,10 +104,11 @@ def main(argv=None) -> int:
     path = RESULTS / "tune_presets.json"
     record = json.loads(path.read_text()) if path.exists() else {}
     for env in args.envs:
-        base, variants, grid = SWEEPS[env]
+        base, variants, grid, *seeds = SWEEPS[env]
         print(f"== {env}", flush=True)
-        rows = sweep(purea2c.Config(**base), variants, grid, 8, 20, seed=0,
-                     threshold=THRESHOLDS.get(env))
+        rows = sweep(purea2c.Config(**base), variants, grid, seeds[0] if seeds else 8,
+                     16 if "MinAtar" in env else 20, seed=0,
+                     threshold=THRESHOLDS.get(base["env"]))
         record[env] = dict(base={k: v for k, v in base.items()}, grid=grid, rows=rows,
                            jax=jax.__version__, backend=jax.default_backend(),
                            command=" ".join(["python", *sys.argv]))
