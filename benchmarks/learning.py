@@ -19,6 +19,7 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from typing import Any
 
 import jax
@@ -137,8 +138,10 @@ def _smooth_mean_band(returns: np.ndarray, window: int) -> tuple[np.ndarray, np.
             smoothed[:, i] = np.where(ok.any(1), np.nansum(w, 1) / np.maximum(ok.sum(1), 1),
                                       np.nan)
     n = np.isfinite(smoothed).sum(0)
-    mean = np.nanmean(smoothed, 0)
-    se = np.nanstd(smoothed, 0) / np.sqrt(np.maximum(n, 1))
+    with warnings.catch_warnings():  # iterations before any episode ended are all-NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(smoothed, 0)
+        se = np.nanstd(smoothed, 0) / np.sqrt(np.maximum(n, 1))
     return mean, 1.96 * se
 
 
