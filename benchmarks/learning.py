@@ -15,9 +15,7 @@ errors over seeds).
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import time
 import warnings
 from typing import Any

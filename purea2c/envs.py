@@ -67,8 +67,6 @@ class ActionSpec(NamedTuple):
 
 def action_spec(env: Any, env_params: Any) -> ActionSpec:
     """The action space as an `ActionSpec`; raises ValueError for other space types."""
-    from gymnax.environments import spaces
-
     with jax.ensure_compile_time_eval():  # the bounds are constants, even inside jit
         space = env.action_space(env_params)
         return _action_spec(space)
