@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -24,7 +24,7 @@ def _evaluate(key: jax.Array, config: Config, params: Any, num_episodes: int, gr
     def body(carry, _):
         state, key, alive, total = carry
         key, key_act, key_env = jax.random.split(key, 3)
-        action = _act(nets, spec, params, state.obs, key_act, greedy)
+        action = _act(nets, spec, params.pi, state.obs, key_act, greedy)
         state, res = envs.step(key_env, env, env_params, state, action)
         total = total + jnp.where(alive, res.reward, 0.0)
         alive = jnp.logical_and(alive, jnp.logical_not(res.episode_done))
@@ -35,10 +35,10 @@ def _evaluate(key: jax.Array, config: Config, params: Any, num_episodes: int, gr
     return total
 
 
-def _act(nets: Any, spec: envs.ActionSpec, params: Any, obs: jax.Array, key: jax.Array | None,
-         greedy: bool) -> jax.Array:
+def _act(nets: Any, spec: envs.ActionSpec, pi_params: Any, obs: jax.Array,
+         key: jax.Array | None, greedy: bool) -> jax.Array:
     """The action the environment receives (Box actions clipped to the bounds)."""
-    dist = nets.pi.apply(params.pi, obs)
+    dist = nets.pi.apply(pi_params, obs)
     action = distributions.mode(dist) if greedy else distributions.sample(dist, key)
     return envs.env_action(spec, action)
 
@@ -76,7 +76,7 @@ def make_policy(config: Config, params: Any, greedy: bool = True
                 != shape:
             raise ValueError(f"observation of shape {obs.shape}; expected {shape} or "
                              f"[batch, *{shape}]")
-        return _act(nets, spec, _Pi(pi_params), obs, key, greedy)
+        return _act(nets, spec, pi_params, obs, key, greedy)
 
     def policy(obs: Any, key: jax.Array | None = None) -> jax.Array:
         if not greedy and key is None:
@@ -84,7 +84,3 @@ def make_policy(config: Config, params: Any, greedy: bool = True
         return _policy(pi_params, obs, None if greedy else key)
 
     return policy
-
-
-class _Pi(NamedTuple):
-    pi: Any
