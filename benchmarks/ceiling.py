@@ -27,6 +27,7 @@ import jax.numpy as jnp  # noqa: E402
 import purea2c  # noqa: E402
 from benchmarks import common  # noqa: E402
 from purea2c import distributions, envs, networks  # noqa: E402
+from purea2c.train import build_networks  # noqa: E402
 
 NAME = "ceiling"
 ENV = "CartPole-v1"
@@ -52,7 +53,7 @@ def _stepping(key: jax.Array, pi_params, *, num_envs: int, num_steps: int,
         if policy is None:
             action = jax.random.randint(key_act, (num_envs,), 0, num_actions)
         else:
-            action = distributions.categorical_sample(key_act, policy.apply(pi_params, obs))
+            action = distributions.sample(policy.apply(pi_params, obs), key_act)
         obs, state, reward, _, _, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
             jax.random.split(key_step, num_envs), state, action, env_params)
         return (obs.astype(jnp.float32), state, key, total + jnp.sum(reward)), None
@@ -66,8 +67,7 @@ def measure_stepping(num_envs: int, with_policy: bool, target_s: float | None,
                      probe_steps: int, repeats: int) -> dict:
     config = purea2c.Config()
     env, env_params = envs.make_env(ENV)
-    nets = networks.make_networks(envs.num_actions(env, env_params), config.hidden_sizes,
-                                  config.activation)
+    nets = build_networks(config)[3]
     key = jax.random.key(0)
     pi_params = nets.pi.init(key, jnp.zeros(envs.obs_shape(env, env_params)))
     policy = nets.pi if with_policy else None

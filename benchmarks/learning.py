@@ -21,12 +21,12 @@ import warnings
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 import common
 import purea2c
 from purea2c import envs
+from purea2c.evaluate import episode_returns
 
 ENVS = ["CartPole-v1", "Acrobot-v1", "MountainCar-v0", "Pendulum-v1",
         "MountainCarContinuous-v0", "Catch-bsuite", "Breakout-MinAtar", "Asterix-MinAtar",
@@ -66,26 +66,15 @@ def random_returns(key: jax.Array, env_name: str, num_episodes: int) -> np.ndarr
     """Undiscounted returns of a uniform-random policy (Box: uniform within the bounds)."""
     env, params = envs.make_env(env_name)
     spec = envs.action_spec(env, params)
-    key, key_reset = jax.random.split(key)
-    state = envs.reset(key_reset, env, params, num_episodes)
 
-    def body(carry, _):
-        state, key, alive, total = carry
-        key, key_act, key_env = jax.random.split(key, 3)
+    def act(obs, key):
         if spec.discrete:
-            action = jax.random.randint(key_act, (num_episodes,), 0, spec.num_actions)
-        else:
-            action = jax.random.uniform(key_act, (num_episodes, spec.num_actions),
-                                        minval=spec.low, maxval=spec.high)
-        state, res = envs.step(key_env, env, params, state, action)
-        total = total + jnp.where(alive, res.reward, 0.0)
-        alive = jnp.logical_and(alive, jnp.logical_not(res.episode_done))
-        return (state, key, alive, total), None
+            return jax.random.randint(key, (num_episodes,), 0, spec.num_actions)
+        return jax.random.uniform(key, (num_episodes, spec.num_actions), minval=spec.low,
+                                  maxval=spec.high)
 
-    init = (state, key, jnp.ones((num_episodes,), bool), jnp.zeros((num_episodes,)))
-    (_, _, _, total), _ = jax.jit(lambda c: jax.lax.scan(
-        body, c, None, length=int(params.max_steps_in_episode)))(init)
-    return np.asarray(total)
+    run = jax.jit(lambda k: episode_returns(k, env, params, act, num_episodes))
+    return np.asarray(run(key))
 
 
 def run_env(name: str, num_seeds: int, eval_episodes: int, quick: bool) -> dict[str, Any]:

@@ -13,9 +13,12 @@ from purea2c.config import Config
 from purea2c.train import build_networks
 
 
-def _evaluate(key: jax.Array, config: Config, params: Any, num_episodes: int, greedy: bool,
-              max_steps: int | None) -> jax.Array:
-    env, env_params, spec, nets = build_networks(config)
+def episode_returns(key: jax.Array, env: Any, env_params: Any,
+                    act: Callable[[jax.Array, jax.Array], jax.Array], num_episodes: int,
+                    max_steps: int | None = None) -> jax.Array:
+    """Undiscounted returns ``[num_episodes]`` of fresh episodes played by
+    ``act(obs [num_episodes, ...], key) -> actions`` (what the env receives), each until it
+    ends or for ``max_steps`` steps (default: the env's ``max_steps_in_episode``)."""
     if max_steps is None:
         max_steps = int(env_params.max_steps_in_episode)
     key, key_reset = jax.random.split(key)
@@ -24,8 +27,7 @@ def _evaluate(key: jax.Array, config: Config, params: Any, num_episodes: int, gr
     def body(carry, _):
         state, key, alive, total = carry
         key, key_act, key_env = jax.random.split(key, 3)
-        action = _act(nets, spec, params.pi, state.obs, key_act, greedy)
-        state, res = envs.step(key_env, env, env_params, state, action)
+        state, res = envs.step(key_env, env, env_params, state, act(state.obs, key_act))
         total = total + jnp.where(alive, res.reward, 0.0)
         alive = jnp.logical_and(alive, jnp.logical_not(res.episode_done))
         return (state, key, alive, total), None
@@ -33,6 +35,14 @@ def _evaluate(key: jax.Array, config: Config, params: Any, num_episodes: int, gr
     init = (state, key, jnp.ones((num_episodes,), bool), jnp.zeros((num_episodes,), jnp.float32))
     (_, _, _, total), _ = jax.lax.scan(body, init, None, length=max_steps)
     return total
+
+
+def _evaluate(key: jax.Array, config: Config, params: Any, num_episodes: int, greedy: bool,
+              max_steps: int | None) -> jax.Array:
+    env, env_params, spec, nets = build_networks(config)
+    return episode_returns(
+        key, env, env_params,
+        lambda obs, k: _act(nets, spec, params.pi, obs, k, greedy), num_episodes, max_steps)
 
 
 def _act(nets: Any, spec: envs.ActionSpec, pi_params: Any, obs: jax.Array,
