@@ -216,7 +216,8 @@ def _train_fn(num_seeds: int | None) -> Callable:
 
     if num_seeds is None:
         return purea2c.train
-    return jax.jit(jax.vmap(purea2c.train, in_axes=(0, None)))
+    return jax.jit(jax.vmap(purea2c.train, in_axes=(0, None)),
+                   compiler_options=purea2c.compiler_options())
 
 
 def _train_keys(num_seeds: int | None) -> jax.Array:

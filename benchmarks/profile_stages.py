@@ -50,7 +50,8 @@ def no_trace(state, obs, action, log_prob, reward, terminated, truncated, final_
 
 
 def steps_per_second(config: purea2c.Config, repeats: int = 5) -> tuple[float, float]:
-    fn = jax.jit(lambda k, c: train_mod._train(k, c))  # a fresh cache for each variant
+    fn = jax.jit(lambda k, c: train_mod._train(k, c),  # a fresh cache for each variant
+                 compiler_options=purea2c.compiler_options())
     key = jax.random.key(0)
     t0 = time.perf_counter()
     compiled = fn.lower(key, config).compile()

@@ -17,7 +17,8 @@ from purea2c.checkpoint import restore as restore_checkpoint
 from purea2c.checkpoint import save as save_checkpoint
 from purea2c.config import Config
 from purea2c.evaluate import evaluate, make_policy
-from purea2c.train import Metrics, Params, TrainResult, TrainState, init, run, train
+from purea2c.train import (Metrics, Params, TrainResult, TrainState, compiler_options, init,
+                           run, train)
 
 __all__ = [
     "Config",
@@ -25,6 +26,7 @@ __all__ = [
     "Params",
     "TrainResult",
     "TrainState",
+    "compiler_options",
     "evaluate",
     "init",
     "latest_checkpoint_step",

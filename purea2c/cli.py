@@ -48,7 +48,7 @@ import numpy as np
 from purea2c import checkpoint
 from purea2c.config import Config
 from purea2c.evaluate import evaluate
-from purea2c.train import init, run
+from purea2c.train import compiler_options, init, run
 
 _CONFIG_JSON = "config.json"
 _RUN_JSON = "run.json"
@@ -759,7 +759,8 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
         def program(length: int) -> Any:
             if length not in programs:
-                programs[length] = _vmapped_run.lower(state, config, length).compile()
+                programs[length] = _vmapped_run.lower(state, config, length).compile(
+                    compiler_options())
             return programs[length]
 
         print("compiling the training program ... ", end="", flush=True)

@@ -47,7 +47,9 @@ def categorical_sample(key: jax.Array, logits: jax.Array) -> jax.Array:
 def categorical_log_prob(logits: jax.Array, action: jax.Array) -> jax.Array:
     """Exact ``log pi(a|s) = logits[a] - logsumexp(logits)``; ``[..., A], [...] -> [...]``."""
     log_p = jax.nn.log_softmax(logits, axis=-1)
-    return jnp.take_along_axis(log_p, action[..., None].astype(jnp.int32), axis=-1)[..., 0]
+    # A one-hot product rather than a gather: its gradient is a multiply, not a scatter.
+    one_hot = jax.nn.one_hot(action, logits.shape[-1], dtype=bool)
+    return jnp.sum(jnp.where(one_hot, log_p, 0.0), axis=-1)
 
 
 def categorical_entropy(logits: jax.Array) -> jax.Array:
@@ -96,6 +98,23 @@ def sample(dist: Distribution, key: jax.Array) -> jax.Array:
     if isinstance(dist, Categorical):
         return categorical_sample(key, dist.logits)
     return gaussian_sample(key, dist.mean, jnp.broadcast_to(dist.log_std, dist.mean.shape))
+
+
+def draw_noise(key: jax.Array, discrete: bool, shape: tuple[int, ...]) -> jax.Array:
+    """The noise `sample_with_noise` turns into actions, drawn ahead (for many steps in one
+    call): standard Gumbel for a Categorical, standard normal for a Gaussian; ``shape`` is
+    that of the logits or the mean."""
+    if discrete:
+        return jax.random.gumbel(key, shape)
+    return jax.random.normal(key, shape)
+
+
+def sample_with_noise(dist: Distribution, noise: jax.Array) -> jax.Array:
+    """A sample from ``dist`` given `draw_noise`'s noise: ``argmax(logits + gumbel)`` (the
+    Gumbel-max trick, as ``jax.random.categorical``) or ``mean + exp(log_std) * eps``."""
+    if isinstance(dist, Categorical):
+        return jnp.argmax(dist.logits + noise, axis=-1).astype(jnp.int32)
+    return dist.mean + jnp.exp(jnp.broadcast_to(dist.log_std, dist.mean.shape)) * noise
 
 
 def log_prob(dist: Distribution, action: jax.Array) -> jax.Array:

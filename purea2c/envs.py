@@ -8,10 +8,18 @@ episode). This module steps ``num_envs`` copies with ``vmap`` and keeps those th
 - ``truncated``: the time limit cut the episode; the return bootstraps from
   ``final_obs``. A step that is both terminated and truncated counts as terminated only.
 - ``next_obs``: the observation the agent acts on next (the reset observation after an end).
+
+The randomness a step consumes (the env's own transition key and the fresh episode it resets
+to) can be drawn ahead for many steps at once (`draw_step_noise`, leaves ``[steps, envs]``)
+and handed to `step_with`. gymnax's ``step`` draws a key split and a reset inside every call;
+on CPU each draw is a small loop of kernels, so training draws a whole rollout's worth in
+one call instead. Given the same keys, `step_with` returns exactly what gymnax's ``step``
+returns (``tests/test_envs.py`` checks it against gymnax).
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -124,15 +132,78 @@ def reset(key: jax.Array, env: Any, env_params: Any, num_envs: int) -> VecEnvSta
     return VecEnvState(env_state, obs.astype(jnp.float32), stats)
 
 
+class StepNoise(NamedTuple):
+    """The randomness of one vectorised step, drawn ahead (leaves ``[num_envs, ...]``, or
+    ``[num_steps, num_envs, ...]`` from `draw_step_noise` with ``num_steps``)."""
+
+    key: jax.Array  # keys of the envs' own transitions (gymnax's step_env)
+    reset_obs: Any  # observation of the fresh episode an env resets to if this step ends one
+    reset_state: Any  # its gymnax state; None (and reset_obs None) for envs with their own step
+
+
+def _decomposable(env: Any) -> bool:
+    """True when ``env.step`` is gymnax's own (step_env, then an auto-reset), so the reset
+    can be drawn ahead; an env or wrapper with its own ``step`` is called as it is."""
+    from gymnax.environments.environment import Environment
+
+    return isinstance(env, Environment) and type(env).step is Environment.step
+
+
+def step_noise_from_keys(keys: jax.Array, env: Any, env_params: Any) -> StepNoise:
+    """The noise gymnax's ``step(keys[i], ...)`` would draw, for keys of any batch shape:
+    each key splits into (transition key, reset key), as gymnax does."""
+    if not jnp.issubdtype(keys.dtype, jax.dtypes.prng_key):  # raw uint32 keys [..., 2]
+        keys = jax.random.wrap_key_data(keys)
+    if not _decomposable(env):
+        return StepNoise(keys, None, None)
+    pairs = jax.vmap(jax.random.split)(keys.reshape(-1))  # [K, 2]
+    obs, state = jax.vmap(env.reset_env, in_axes=(0, None))(pairs[:, 1], env_params)
+    unflat = functools.partial(jax.tree.map, lambda x: x.reshape(*keys.shape, *x.shape[1:]))
+    return StepNoise(pairs[:, 0].reshape(keys.shape), unflat(obs), unflat(state))
+
+
+def draw_step_noise(key: jax.Array, env: Any, env_params: Any, num_envs: int,
+                    num_steps: int | None = None) -> StepNoise:
+    """Independent noise for ``num_envs`` envs (and ``num_steps`` steps, a leading axis),
+    drawn in one call."""
+    shape = (num_envs,) if num_steps is None else (num_steps, num_envs)
+    return step_noise_from_keys(jax.random.split(key, shape), env, env_params)
+
+
+def _select(done: jax.Array, on_done: Any, otherwise: Any) -> Any:
+    """Per env (leading axis): ``on_done`` where ``done``, else ``otherwise``."""
+    def pick(a, b):
+        return jnp.where(done.reshape(done.shape + (1,) * (b.ndim - done.ndim)), a, b)
+
+    return jax.tree.map(pick, on_done, otherwise)
+
+
 def step(
     key: jax.Array, env: Any, env_params: Any, state: VecEnvState, action: jax.Array
 ) -> tuple[VecEnvState, StepResult]:
     """Steps every environment once with ``action[i]``; finished ones reset in the same call."""
-    num_envs = state.obs.shape[0]
-    keys = jax.random.split(key, num_envs)
-    next_obs, env_state, reward, terminated, truncated, info = jax.vmap(
-        env.step, in_axes=(0, 0, 0, None)
-    )(keys, state.env_state, action, env_params)
+    noise = draw_step_noise(key, env, env_params, state.obs.shape[0])
+    return step_with(noise, env, env_params, state, action)
+
+
+def step_with(
+    noise: StepNoise, env: Any, env_params: Any, state: VecEnvState, action: jax.Array
+) -> tuple[VecEnvState, StepResult]:
+    """`step` with its randomness given: ``noise`` from `draw_step_noise` (one step's slice)
+    or `step_noise_from_keys`."""
+    if noise.reset_state is None:
+        next_obs, env_state, reward, terminated, truncated, info = jax.vmap(
+            env.step, in_axes=(0, 0, 0, None)
+        )(noise.key, state.env_state, action, env_params)
+        final_obs = info["final_observation"]
+    else:
+        final_obs, stepped, reward, terminated, _ = jax.vmap(
+            env.step_env, in_axes=(0, 0, 0, None)
+        )(noise.key, state.env_state, action, env_params)
+        truncated = jax.vmap(env.is_truncated, in_axes=(0, None))(stepped, env_params)
+        ended = jnp.logical_or(terminated, truncated)
+        env_state = _select(ended, noise.reset_state, stepped)
+        next_obs = _select(ended, noise.reset_obs, final_obs)
     reward = reward.astype(jnp.float32)
     terminated = terminated.astype(bool)
     truncated = jnp.logical_and(truncated.astype(bool), jnp.logical_not(terminated))
@@ -149,7 +220,7 @@ def step(
         reward=reward,
         terminated=terminated,
         truncated=truncated,
-        final_obs=info["final_observation"].astype(jnp.float32),
+        final_obs=final_obs.astype(jnp.float32),
         episode_done=done,
         episode_return=jnp.where(done, ep_return, 0.0),
         episode_length=jnp.where(done, ep_length, 0),

@@ -61,7 +61,17 @@ def sample(state: ReplayState, key: jax.Array, batch_size: int) -> Any:
 
     On an empty buffer this returns slot 0 (unwritten); callers check ``size > 0``.
     """
-    idx = jax.random.randint(key, (batch_size,), 0, jnp.maximum(state.size, 1))
+    return take(state, sample_indices(state, key, (batch_size,)))
+
+
+def sample_indices(state: ReplayState, key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """Slots drawn uniformly, with replacement, from the written ones: int32 of ``shape``
+    (e.g. ``[updates, batch_size]``, drawn in one call while the buffer does not change)."""
+    return jax.random.randint(key, shape, 0, jnp.maximum(state.size, 1))
+
+
+def take(state: ReplayState, idx: jax.Array) -> Any:
+    """The entries at slots ``idx``."""
     return jax.tree.map(lambda buf: buf[idx], state.data)
 
 

@@ -5,8 +5,11 @@
     run:   lax.scan over iterations
              1. rollout  lax.scan over rollout_length env steps: pi samples A and log pi(A|S),
                          vmapped gymnax step with auto-reset (Box actions clipped to the
-                         bounds; A itself is stored), n-step tracer, masked buffer add
-             2. learn    lax.scan over updates_per_iteration minibatches from the buffer:
+                         bounds; A itself is stored), n-step tracer, masked buffer add.
+                         The rollout's action noise and env noise (transition keys, reset
+                         states) are drawn before the scan, each in one call
+             2. learn    lax.scan over updates_per_iteration minibatches from the buffer
+                         (their slots drawn in one call):
                          SimpleTD update of v (td_error from the pre-update v), then VanillaPG
                          (or PPO-clip) update of pi weighted by td_error; torso sync; target net
              3. clear    the buffer (if clear_buffer), and this iteration's metrics
@@ -144,21 +147,20 @@ class _RolloutCarry(NamedTuple):
     env: envs.VecEnvState
     tracer: tracing.TracerState
     buffer: replay.ReplayState
-    key: jax.Array
     episodes: jax.Array  # int32
     return_sum: jax.Array  # float32
     length_sum: jax.Array  # float32
 
 
 def _env_step(s: _Setup, config: Config, pi_params: Any, carry: _RolloutCarry,
-              _: None) -> tuple[_RolloutCarry, None]:
-    key, key_act, key_env = jax.random.split(carry.key, 3)
+              noise: tuple[jax.Array, envs.StepNoise]) -> tuple[_RolloutCarry, None]:
+    action_noise, env_noise = noise
     obs = carry.env.obs
     dist = s.nets.pi.apply(pi_params, obs)
-    action = distributions.sample(dist, key_act)
+    action = distributions.sample_with_noise(dist, action_noise)
     log_prob = distributions.log_prob(dist, action)
-    env_state, res = envs.step(key_env, s.env, s.env_params, carry.env,
-                               envs.env_action(s.action_spec, action))
+    env_state, res = envs.step_with(env_noise, s.env, s.env_params, carry.env,
+                                    envs.env_action(s.action_spec, action))
     reward = res.reward * config.reward_scale
     tracer, transition, valid = jax.vmap(tracing.step, in_axes=(0,) * 9 + (None,))(
         carry.tracer, obs, action, log_prob, reward, res.terminated, res.truncated,
@@ -167,7 +169,6 @@ def _env_step(s: _Setup, config: Config, pi_params: Any, carry: _RolloutCarry,
         env=env_state,
         tracer=tracer,
         buffer=replay.add(carry.buffer, transition, valid),
-        key=key,
         episodes=carry.episodes + jnp.sum(res.episode_done.astype(jnp.int32)),
         return_sum=carry.return_sum + jnp.sum(res.episode_return),
         length_sum=carry.length_sum + jnp.sum(res.episode_length.astype(jnp.float32)),
@@ -236,8 +237,8 @@ def _policy_update(s: _Setup, config: Config, carry: _LearnCarry, batch: tracing
 
 
 def _update(s: _Setup, config: Config, buffer: replay.ReplayState, carry: _LearnCarry,
-            key: jax.Array) -> tuple[_LearnCarry, _UpdateMetrics]:
-    batch = replay.sample(buffer, key, config.batch_size)
+            slots: jax.Array) -> tuple[_LearnCarry, _UpdateMetrics]:
+    batch = replay.take(buffer, slots)
     v_params, v_opt, v_loss, td_error, v_norm = _value_update(s, config, carry, batch)
     pi_params, pi_opt, pi_loss, entropy, kl, pi_norm = _policy_update(
         s, config, carry, batch, td_error)
@@ -261,17 +262,22 @@ def _update(s: _Setup, config: Config, buffer: replay.ReplayState, carry: _Learn
 
 def _iteration(s: _Setup, config: Config, state: TrainState,
                _: None) -> tuple[TrainState, Metrics]:
-    key, key_rollout, key_learn = jax.random.split(state.key, 3)
+    key, key_act, key_env, key_learn = jax.random.split(state.key, 4)
+    steps, spec = (config.rollout_length, config.num_envs), s.action_spec
+    noise = (distributions.draw_noise(key_act, spec.discrete, (*steps, spec.num_actions)),
+             envs.draw_step_noise(key_env, s.env, s.env_params, config.num_envs,
+                                  config.rollout_length))
     zero_f = jnp.zeros((), jnp.float32)
-    rollout = _RolloutCarry(state.env, state.tracer, state.buffer, key_rollout,
+    rollout = _RolloutCarry(state.env, state.tracer, state.buffer,
                             jnp.zeros((), jnp.int32), zero_f, zero_f)
     rollout, _ = jax.lax.scan(functools.partial(_env_step, s, config, state.params.pi),
-                              rollout, None, length=config.rollout_length)
+                              rollout, noise)
 
     learn = _LearnCarry(state.params, state.target_v, state.opt_state)
-    update_keys = jax.random.split(key_learn, config.updates_per_iteration)
+    slots = replay.sample_indices(rollout.buffer, key_learn,
+                                  (config.updates_per_iteration, config.batch_size))
     learn, update_metrics = jax.lax.scan(
-        functools.partial(_update, s, config, rollout.buffer), learn, update_keys)
+        functools.partial(_update, s, config, rollout.buffer), learn, slots)
 
     buffer = replay.clear(rollout.buffer) if config.clear_buffer else rollout.buffer
     env_steps = state.env_steps + config.steps_per_iteration
@@ -310,14 +316,70 @@ def _train(key: jax.Array, config: Config) -> TrainResult:
     return TrainResult(state, metrics)
 
 
-@jax.jit
+# ------------------------------------------------------------------------------------------
+# compilation
+# ------------------------------------------------------------------------------------------
+
+# XLA options per backend. On CPU, LLVM optimises XLA's generated kernels at -O1 instead of
+# -O2: the default program compiles ~1.5 s (about 25 %) faster, and runs at the same speed
+# within the noise of this machine, because its heavy work is in library matmuls
+# (benchmarks/NOTES.md). Other backends keep XLA's defaults.
+COMPILER_OPTIONS: dict[str, dict[str, Any]] = {"cpu": {"xla_backend_optimization_level": 1}}
+
+
+def compiler_options() -> dict[str, Any] | None:
+    """The XLA options purea2c compiles with on the default backend (``None``: XLA's own)."""
+    return COMPILER_OPTIONS.get(jax.default_backend())
+
+
+class _Jit:
+    """``jax.jit(fn, **kw)`` with `compiler_options` of the backend in use at the first call
+    (not at import, which would fix JAX's platform too early). Calls, ``.lower`` and
+    ``.trace`` go to the jitted function. Called on tracers (inside the caller's ``jit``,
+    ``vmap`` or ``grad``) it is a plain ``jax.jit``: the caller's program has its own
+    options."""
+
+    def __init__(self, fn: Any, **jit_kwargs: Any):
+        functools.update_wrapper(self, fn)
+        self._fn, self._kwargs = fn, jit_kwargs
+        self._plain = jax.jit(fn, **jit_kwargs)
+        self._jitted: dict[str, Any] = {}
+
+    def _get(self) -> Any:
+        backend = jax.default_backend()
+        if backend not in self._jitted:
+            self._jitted[backend] = jax.jit(self._fn, compiler_options=compiler_options(),
+                                            **self._kwargs)
+        return self._jitted[backend]
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        traced = any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves((args, kwargs)))
+        return (self._plain if traced else self._get())(*args, **kwargs)
+
+    def lower(self, *args: Any, **kwargs: Any) -> Any:
+        return self._get().lower(*args, **kwargs)
+
+    def trace(self, *args: Any, **kwargs: Any) -> Any:
+        return self._get().trace(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:  # the rest of jax.jit's API (eval_shape, ...)
+        return getattr(self._get(), name)
+
+
+def _jit(fn: Any = None, **jit_kwargs: Any) -> Any:
+    if fn is None:
+        return functools.partial(_jit, **jit_kwargs)
+    return _Jit(fn, **jit_kwargs)
+
+
+@_jit
 def init(key: jax.Array, config: Config) -> TrainState:
     """A fresh `TrainState`: initial parameters, optimizer states, reset envs, empty tracer
     and buffer. ``key`` is a typed or raw PRNG key; ``config`` a `Config`."""
     return _init(key, config)
 
 
-@functools.partial(jax.jit, static_argnums=2)
+@_jit(static_argnums=2)
 def run(state: TrainState, config: Config, num_iterations: int) -> tuple[TrainState, Metrics]:
     """Continues a run by ``num_iterations`` (static) iterations; returns the new state and
     the per-iteration metrics ``[num_iterations]``. ``init`` then several ``run`` calls give
@@ -325,7 +387,7 @@ def run(state: TrainState, config: Config, num_iterations: int) -> tuple[TrainSt
     return _run(state, config, num_iterations)
 
 
-@jax.jit
+@_jit
 def train(key: jax.Array, config: Config) -> TrainResult:
     """Trains for ``config.num_iterations`` iterations from ``key``; pure and deterministic.
 

@@ -181,3 +181,34 @@ def test_categorical_dispatch_matches_the_plain_functions():
                                   distributions.categorical_entropy(logits))
     np.testing.assert_array_equal(distributions.mode(dist),
                                   distributions.categorical_mode(logits))
+
+
+# --- noise drawn ahead ----------------------------------------------------------------------
+
+
+def test_sample_with_noise_matches_sample_for_the_same_key():
+    """`sample` is `sample_with_noise` of `draw_noise` (Gumbel-max / reparameterised)."""
+    key = jax.random.key(3)
+    logits = jnp.asarray(random_logits((50, 6), 4))
+    cat = distributions.Categorical(logits)
+    np.testing.assert_array_equal(
+        distributions.sample(cat, key),
+        distributions.sample_with_noise(cat, distributions.draw_noise(key, True, (50, 6))))
+    gauss = distributions.Gaussian(jnp.ones((50, 2)), jnp.full((2,), -0.5))
+    np.testing.assert_allclose(
+        distributions.sample(gauss, key),
+        distributions.sample_with_noise(gauss, distributions.draw_noise(key, False, (50, 2))),
+        rtol=1e-6)
+
+
+def test_noise_drawn_for_many_steps_gives_softmax_frequencies_per_step():
+    """Noise ``[T, B, A]`` drawn in one call: every step's samples follow the logits."""
+    logits = jnp.asarray([1.0, 0.0, -1.0, 2.0], jnp.float32)
+    noise = distributions.draw_noise(jax.random.key(11), True, (4, 25_000, 4))
+    dist = distributions.Categorical(jnp.broadcast_to(logits, noise.shape))
+    a = np.asarray(distributions.sample_with_noise(dist, noise))
+    probs = np.exp(np_log_softmax(np.asarray(logits)))
+    for t in range(4):
+        np.testing.assert_allclose(np.bincount(a[t], minlength=4) / a.shape[1], probs,
+                                   atol=0.015)
+    assert not np.array_equal(a[0], a[1])  # the steps' noise differs

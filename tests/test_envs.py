@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from purea2c import envs
 
@@ -127,3 +128,77 @@ def test_pendulum_receives_the_clipped_action():
     _, bound = envs.step(jax.random.key(1), env, params, state, jnp.full((3, 1), 2.0))
     np.testing.assert_array_equal(big.next_obs, bound.next_obs)
     np.testing.assert_array_equal(big.reward, bound.reward)
+
+
+# --------------------------------------------------------------------------------------
+# Noise drawn ahead (step_with) against gymnax's own step.
+
+
+def _gymnax_step(env, params):
+    return jax.jit(lambda k, s, a: jax.vmap(env.step, in_axes=(0, 0, 0, None))(k, s, a, params))
+
+
+def _ours(env, params):
+    return jax.jit(lambda k, s, a: envs.step_with(envs.step_noise_from_keys(k, env, params),
+                                                  env, params, s, a))
+
+
+@pytest.mark.parametrize("name", ["CartPole-v1", "Pendulum-v1", "Asterix-MinAtar"])
+def test_step_with_noise_from_keys_is_gymnax_step(name):
+    """Same keys, same transitions, resets and flags as gymnax's step (a short time limit and
+    Asterix's random spawns make both kinds of episode end and the env's own key matter)."""
+    env, params = envs.make_env(name)
+    params = params.replace(max_steps_in_episode=7)
+    spec = envs.action_spec(env, params)
+    n = 6
+    state = envs.reset(jax.random.key(0), env, params, n)
+    ref_step, our_step = _gymnax_step(env, params), _ours(env, params)
+    ended = 0
+    for t in range(25):
+        keys = jax.random.split(jax.random.key(100 + t), n)
+        if spec.discrete:
+            a = (jnp.arange(n) + t) % spec.num_actions
+        else:
+            a = jnp.linspace(-2.0, 2.0, n)[:, None]
+        obs, env_state, reward, term, trunc, info = ref_step(keys, state.env_state, a)
+        state, res = our_step(keys, state, a)
+        np.testing.assert_allclose(res.next_obs, np.asarray(obs, np.float32), rtol=1e-5,
+                                   atol=1e-6)
+        np.testing.assert_allclose(res.final_obs, np.asarray(info["final_observation"],
+                                                             np.float32), rtol=1e-5, atol=1e-6)
+        for ours, theirs in zip(jax.tree.leaves(state.env_state), jax.tree.leaves(env_state)):
+            np.testing.assert_allclose(np.asarray(ours, np.float64),
+                                       np.asarray(theirs, np.float64), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(res.reward, reward, rtol=1e-6)
+        np.testing.assert_array_equal(res.terminated, term)
+        np.testing.assert_array_equal(res.truncated, np.logical_and(trunc, ~term))
+        ended += int(np.sum(res.episode_done))
+    assert ended >= n * 3  # every env went through several resets
+
+
+def test_draw_step_noise_shapes_and_independence():
+    env, params = envs.make_env("CartPole-v1")
+    noise = envs.draw_step_noise(jax.random.key(0), env, params, num_envs=5, num_steps=3)
+    assert noise.key.shape == (3, 5) and noise.reset_obs.shape == (3, 5, 4)
+    assert jax.tree.leaves(noise.reset_state)[0].shape[:2] == (3, 5)
+    flat = np.asarray(noise.reset_obs).reshape(15, 4)
+    assert len({tuple(row) for row in flat}) == 15  # every (step, env) its own fresh episode
+    assert np.all(np.abs(flat) <= 0.05)  # CartPole's reset range
+
+
+def test_env_with_its_own_step_is_called_as_it_is():
+    """A wrapper that overrides step cannot be split into step_env + reset: its step runs."""
+    import gymnax.environments.classic_control.cartpole as cartpole
+
+    class Doubled(cartpole.CartPole):
+        def step(self, key, state, action, params=None):
+            obs, state, reward, term, trunc, info = super().step(key, state, action, params)
+            return obs, state, 2.0 * reward, term, trunc, info
+
+    env = Doubled()
+    params = env.default_params
+    noise = envs.draw_step_noise(jax.random.key(0), env, params, 3)
+    assert noise.reset_state is None
+    state = envs.reset(jax.random.key(1), env, params, 3)
+    _, res = envs.step_with(noise, env, params, state, jnp.zeros((3,), jnp.int32))
+    np.testing.assert_array_equal(res.reward, 2.0)

@@ -295,3 +295,16 @@ def test_two_keys_give_different_samples():
     a = sample_jit(state, jax.random.key(0), 32)["id"]
     b = sample_jit(state, jax.random.key(1), 32)["id"]
     assert not np.array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_sample_indices_for_many_updates_in_one_call():
+    """Slots ``[U, B]`` drawn at once: only written slots, every update its own draw, and
+    `take` of them is what `sample` returns for the same key."""
+    state = add_jit(replay.init(16, EXAMPLE), items(np.arange(1, 11)))
+    idx = np.asarray(replay.sample_indices(state, jax.random.key(3), (5, 400)))
+    assert idx.shape == (5, 400) and idx.min() >= 0 and idx.max() < 10
+    assert len({tuple(row) for row in idx}) == 5
+    np.testing.assert_array_equal(set(idx.ravel().tolist()), set(range(10)))
+    one = replay.sample(state, jax.random.key(4), 32)
+    again = replay.take(state, replay.sample_indices(state, jax.random.key(4), (32,)))
+    np.testing.assert_array_equal(one["id"], again["id"])

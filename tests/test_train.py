@@ -201,3 +201,16 @@ def test_vmapped_init_has_no_qr_decomposition():
     jaxpr = str(jax.make_jaxpr(jax.vmap(purea2c.init, in_axes=(0, None)))(keys, SMALL))
     for primitive in ("qr", "householder_product", "geqrf", "orgqr"):
         assert re.search(rf"= {primitive}\b", jaxpr) is None, primitive
+
+
+def test_compiler_options_on_cpu_and_under_an_outer_jit():
+    """The top-level program gets the backend's options; inside a caller's jit the function is
+    a plain jit (JAX refuses options on nested jits), with the same result."""
+    assert purea2c.compiler_options() == {"xla_backend_optimization_level": 1}
+    key = jax.random.key(5)
+    alone = purea2c.train(key, SMALL)
+    nested = jax.jit(lambda k: purea2c.train(k, SMALL))(key)
+    for a, b in zip(jax.tree.leaves(alone.state.params), jax.tree.leaves(nested.state.params)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert purea2c.train.lower(key, SMALL).compile()(key, SMALL).state.iteration == \
+        SMALL.num_iterations
