@@ -47,7 +47,7 @@ def categorical_sample(key: jax.Array, logits: jax.Array) -> jax.Array:
 def categorical_log_prob(logits: jax.Array, action: jax.Array) -> jax.Array:
     """Exact ``log pi(a|s) = logits[a] - logsumexp(logits)``; ``[..., A], [...] -> [...]``."""
     log_p = jax.nn.log_softmax(logits, axis=-1)
-    # A one-hot product rather than a gather: its gradient is a multiply, not a scatter.
+    # A one-hot select rather than a gather: its gradient is a select, not a scatter.
     one_hot = jax.nn.one_hot(action, logits.shape[-1], dtype=bool)
     return jnp.sum(jnp.where(one_hot, log_p, 0.0), axis=-1)
 

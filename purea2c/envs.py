@@ -13,8 +13,9 @@ The randomness a step consumes (the env's own transition key and the fresh episo
 to) can be drawn ahead for many steps at once (`draw_step_noise`, leaves ``[steps, envs]``)
 and handed to `step_with`. gymnax's ``step`` draws a key split and a reset inside every call;
 on CPU each draw is a small loop of kernels, so training draws a whole rollout's worth in
-one call instead. Given the same keys, `step_with` returns exactly what gymnax's ``step``
-returns (``tests/test_envs.py`` checks it against gymnax).
+one call instead. Given the same keys, `step_with` makes the same transitions, resets and
+flags as gymnax's ``step`` (``tests/test_envs.py`` checks it against gymnax; floats agree up
+to the rounding of two differently compiled programs).
 """
 
 from __future__ import annotations

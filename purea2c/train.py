@@ -321,9 +321,9 @@ def _train(key: jax.Array, config: Config) -> TrainResult:
 # ------------------------------------------------------------------------------------------
 
 # XLA options per backend. On CPU, LLVM optimises XLA's generated kernels at -O1 instead of
-# -O2: the default program compiles ~1.5 s (about 25 %) faster, and runs at the same speed
-# within the noise of this machine, because its heavy work is in library matmuls
-# (benchmarks/NOTES.md). Other backends keep XLA's defaults.
+# -O2: the default program compiled in 4.6 s instead of 5.9 s in fresh processes, and ran
+# at the same speed within the noise of this machine, because its heavy work is in library
+# matmuls (benchmarks/compile_time.py, NOTES.md). Other backends keep XLA's defaults.
 COMPILER_OPTIONS: dict[str, dict[str, Any]] = {"cpu": {"xla_backend_optimization_level": 1}}
 
 
@@ -363,6 +363,8 @@ class _Jit:
         return self._get().trace(*args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:  # the rest of jax.jit's API (eval_shape, ...)
+        if name in ("_fn", "_kwargs", "_plain", "_jitted"):  # not set yet (copy, pickle)
+            raise AttributeError(name)
         return getattr(self._get(), name)
 
 
