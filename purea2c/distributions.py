@@ -39,11 +39,6 @@ Distribution = Union[Categorical, Gaussian]
 # --- categorical ----------------------------------------------------------------------------
 
 
-def categorical_sample(key: jax.Array, logits: jax.Array) -> jax.Array:
-    """Samples ``a ~ softmax(logits)``; ``logits [..., A]`` -> ``int32 [...]``."""
-    return jax.random.categorical(key, logits, axis=-1).astype(jnp.int32)
-
-
 def categorical_log_prob(logits: jax.Array, action: jax.Array) -> jax.Array:
     """Exact ``log pi(a|s) = logits[a] - logsumexp(logits)``; ``[..., A], [...] -> [...]``."""
     log_p = jax.nn.log_softmax(logits, axis=-1)
@@ -70,12 +65,6 @@ def _event_axes(x: jax.Array, event_ndim: int) -> tuple[int, ...]:
     return tuple(range(x.ndim - event_ndim, x.ndim))
 
 
-def gaussian_sample(key: jax.Array, mean: jax.Array, log_std: jax.Array) -> jax.Array:
-    """``a = mean + exp(log_std) * eps``, ``eps ~ N(0, I)``; same shape as ``mean``."""
-    eps = jax.random.normal(key, mean.shape, mean.dtype)
-    return mean + jnp.exp(log_std) * eps
-
-
 def gaussian_log_prob(mean: jax.Array, log_std: jax.Array, action: jax.Array,
                       event_ndim: int = 1) -> jax.Array:
     """Exact ``log N(a; mean, diag(exp(2 log_std)))``, summed over the last ``event_ndim``
@@ -95,9 +84,9 @@ def gaussian_entropy(log_std: jax.Array, event_ndim: int = 1) -> jax.Array:
 
 
 def sample(dist: Distribution, key: jax.Array) -> jax.Array:
-    if isinstance(dist, Categorical):
-        return categorical_sample(key, dist.logits)
-    return gaussian_sample(key, dist.mean, jnp.broadcast_to(dist.log_std, dist.mean.shape))
+    discrete = isinstance(dist, Categorical)
+    shape = dist.logits.shape if discrete else dist.mean.shape
+    return sample_with_noise(dist, draw_noise(key, discrete, shape))
 
 
 def draw_noise(key: jax.Array, discrete: bool, shape: tuple[int, ...]) -> jax.Array:

@@ -23,6 +23,10 @@ def random_logits(shape, seed, scale=2.0):
     return np.random.default_rng(seed).normal(scale=scale, size=shape).astype(np.float32)
 
 
+def _cat_sample(key, logits):
+    return distributions.sample(distributions.Categorical(logits), key)
+
+
 @pytest.mark.parametrize("shape", SHAPES)
 def test_log_prob_matches_numpy(shape):
     logits = random_logits(shape, 0)
@@ -76,7 +80,7 @@ def test_mode_is_argmax(shape):
 
 @pytest.mark.parametrize("shape", SHAPES)
 def test_sample_shape_dtype_range(shape):
-    a = distributions.categorical_sample(jax.random.key(0), jnp.asarray(random_logits(shape, 4)))
+    a = _cat_sample(jax.random.key(0), jnp.asarray(random_logits(shape, 4)))
     assert a.shape == shape[:-1] and a.dtype == jnp.int32
     assert np.all((np.asarray(a) >= 0) & (np.asarray(a) < shape[-1]))
 
@@ -86,7 +90,7 @@ def test_sample_frequencies_match_softmax():
     logits = np.array([1.0, 0.0, -1.0, 2.0, 0.5], np.float32)
     draws = 100_000
     batch = jnp.broadcast_to(jnp.asarray(logits), (draws, logits.shape[0]))
-    a = np.asarray(distributions.categorical_sample(jax.random.key(7), batch))
+    a = np.asarray(_cat_sample(jax.random.key(7), batch))
     freq = np.bincount(a, minlength=logits.shape[0]) / draws
     probs = np.exp(np_log_softmax(logits))
     # Standard error <= sqrt(0.25 / 1e5) ~ 0.0016; allow ~5 standard errors.
@@ -98,7 +102,7 @@ def test_sample_per_row_distribution_in_batch():
     # own logits (a sampler that mixed up rows or axes would fail).
     logits = np.array([[4.0, 0.0, 0.0], [0.0, 0.0, 4.0]], np.float32)  # [B=2, A=3]
     batch = jnp.broadcast_to(jnp.asarray(logits), (20_000, 2, 3))  # [T, B, A]
-    a = np.asarray(distributions.categorical_sample(jax.random.key(8), batch))
+    a = np.asarray(_cat_sample(jax.random.key(8), batch))
     assert a.shape == (20_000, 2)
     probs = np.exp(np_log_softmax(logits))
     for b in range(2):
@@ -108,8 +112,8 @@ def test_sample_per_row_distribution_in_batch():
 
 def test_two_keys_give_different_samples():
     logits = jnp.zeros((64, 4))
-    a = distributions.categorical_sample(jax.random.key(0), logits)
-    b = distributions.categorical_sample(jax.random.key(1), logits)
+    a = _cat_sample(jax.random.key(0), logits)
+    b = _cat_sample(jax.random.key(1), logits)
     assert not np.array_equal(np.asarray(a), np.asarray(b))
 
 
@@ -186,19 +190,18 @@ def test_categorical_dispatch_matches_the_plain_functions():
 # --- noise drawn ahead ----------------------------------------------------------------------
 
 
-def test_sample_with_noise_matches_sample_for_the_same_key():
-    """`sample` is `sample_with_noise` of `draw_noise` (Gumbel-max / reparameterised)."""
+def test_sample_matches_jax_random_for_the_same_key():
+    """`sample` (`sample_with_noise` of `draw_noise`) draws what ``jax.random.categorical``
+    and ``mean + std * jax.random.normal`` draw from the same key."""
     key = jax.random.key(3)
     logits = jnp.asarray(random_logits((50, 6), 4))
-    cat = distributions.Categorical(logits)
     np.testing.assert_array_equal(
-        distributions.sample(cat, key),
-        distributions.sample_with_noise(cat, distributions.draw_noise(key, True, (50, 6))))
-    gauss = distributions.Gaussian(jnp.ones((50, 2)), jnp.full((2,), -0.5))
+        distributions.sample(distributions.Categorical(logits), key),
+        jax.random.categorical(key, logits, axis=-1))
+    mean, log_std = jnp.ones((50, 2)), jnp.full((2,), -0.5)
     np.testing.assert_allclose(
-        distributions.sample(gauss, key),
-        distributions.sample_with_noise(gauss, distributions.draw_noise(key, False, (50, 2))),
-        rtol=1e-6)
+        distributions.sample(distributions.Gaussian(mean, log_std), key),
+        mean + np.exp(-0.5) * jax.random.normal(key, (50, 2)), rtol=1e-6)
 
 
 def test_noise_drawn_for_many_steps_gives_softmax_frequencies_per_step():
