@@ -1,7 +1,8 @@
 """How close training gets to what the machine can do, measured in one run.
 
-(a) gymnax CartPole-v1 with a uniform random policy: vmap over envs, lax.scan over steps, one
-    jitted program (gymnax's own auto-reset inside ``step``);
+(a) gymnax CartPole-v1 with a uniform random policy, stepped as training steps it: vmap over
+    envs, lax.scan over steps, one jitted program, auto-reset (`purea2c.envs.step_with`), the
+    randomness of each 16 steps drawn in one call before them;
 (b) the same loop acting with purea2c's ``PolicyNet`` (forward pass + categorical sample, no
     learning);
 (c) XLA float32 matmul rate: square GEMMs, and chains of training-shaped [B, 64] x [64, 64];
@@ -20,7 +21,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import gymnax  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
@@ -38,29 +38,41 @@ ENV = "CartPole-v1"
 # ------------------------------------------------------------------------------------------
 
 
-def _stepping(key: jax.Array, pi_params, *, num_envs: int, num_steps: int,
+# Steps per block of drawn randomness: training's rollout length.
+CHUNK = purea2c.Config().rollout_length
+
+
+def _stepping(key: jax.Array, pi_params, *, num_envs: int, num_chunks: int,
               policy: networks.PolicyNet | None) -> jax.Array:
-    """``num_steps`` vmapped steps of ``num_envs`` envs; random actions if ``policy`` is None."""
-    env, env_params = gymnax.make(ENV)
-    num_actions = env.action_space(env_params).n
+    """``num_chunks * CHUNK`` vmapped steps of ``num_envs`` envs, stepped as training steps
+    them: each block of CHUNK steps draws its env noise and actions (random ones if
+    ``policy`` is None, else the policy's Gumbel noise) in one call before its scan."""
+    env, env_params = envs.make_env(ENV)
+    num_actions = envs.num_actions(env, env_params)
     key, key_reset = jax.random.split(key)
-    obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(key_reset, num_envs),
-                                                         env_params)
+    state = envs.reset(key_reset, env, env_params, num_envs)
 
-    def body(carry, _):
-        obs, state, key, total = carry
-        key, key_act, key_step = jax.random.split(key, 3)
+    def step(carry, noise):
+        state, total = carry
+        actions, env_noise = noise
+        if policy is not None:  # actions holds the Gumbel noise of the policy's sample
+            actions = distributions.sample_with_noise(policy.apply(pi_params, state.obs),
+                                                      actions)
+        state, res = envs.step_with(env_noise, env, env_params, state, actions)
+        return (state, total + jnp.sum(res.reward)), None
+
+    def block(carry, key):
+        key_act, key_env = jax.random.split(key)
         if policy is None:
-            action = jax.random.randint(key_act, (num_envs,), 0, num_actions)
+            actions = jax.random.randint(key_act, (CHUNK, num_envs), 0, num_actions)
         else:
-            action = distributions.sample(policy.apply(pi_params, obs), key_act)
-        obs, state, reward, _, _, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
-            jax.random.split(key_step, num_envs), state, action, env_params)
-        return (obs.astype(jnp.float32), state, key, total + jnp.sum(reward)), None
+            actions = distributions.draw_noise(key_act, True, (CHUNK, num_envs, num_actions))
+        noise = (actions, envs.draw_step_noise(key_env, env, env_params, num_envs, CHUNK))
+        return jax.lax.scan(step, carry, noise)[0], None
 
-    carry = (obs.astype(jnp.float32), state, key, jnp.zeros((), jnp.float32))
-    (obs, _, _, total), _ = jax.lax.scan(body, carry, None, length=num_steps)
-    return total + jnp.sum(obs)  # depends on every step, so nothing is dead code
+    carry = (state, jnp.zeros((), jnp.float32))
+    (state, total), _ = jax.lax.scan(block, carry, jax.random.split(key, num_chunks))
+    return total + jnp.sum(state.obs)  # depends on every step, so nothing is dead code
 
 
 def measure_stepping(num_envs: int, with_policy: bool, target_s: float | None,
@@ -72,15 +84,15 @@ def measure_stepping(num_envs: int, with_policy: bool, target_s: float | None,
     pi_params = nets.pi.init(key, jnp.zeros(envs.obs_shape(env, env_params)))
     policy = nets.pi if with_policy else None
 
-    def build(steps):
-        fn = jax.jit(functools.partial(_stepping, num_envs=num_envs, num_steps=steps,
+    def build(chunks):
+        fn = jax.jit(functools.partial(_stepping, num_envs=num_envs, num_chunks=chunks,
                                        policy=policy))
         return fn, (key, pi_params)
 
-    res = common.calibrated_benchmark(build, probe_steps, target_s, repeats)
+    res = common.calibrated_benchmark(build, max(1, probe_steps // CHUNK), target_s, repeats)
     res.pop("output")
-    res.update(num_envs=num_envs, num_steps=res["units"],
-               steps_per_s=num_envs * res["units"] / res["run_s"])
+    steps = res["units"] * CHUNK
+    res.update(num_envs=num_envs, num_steps=steps, steps_per_s=num_envs * steps / res["run_s"])
     return res
 
 
