@@ -49,7 +49,11 @@ def schedules(config_cls) -> dict:
 
 
 def compiled_program(package, name: str):
-    train_mod = importlib.import_module(f"{package.__name__}.train")
+    # The training module was purea2c/train.py before it was renamed training.py.
+    try:
+        train_mod = importlib.import_module(f"{package.__name__}.training")
+    except ModuleNotFoundError:
+        train_mod = importlib.import_module(f"{package.__name__}.train")
     config = schedules(package.Config)[name]
     options = getattr(package, "compiler_options", lambda: None)()
     fn = jax.jit(train_mod._train, compiler_options=options)

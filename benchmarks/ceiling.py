@@ -27,7 +27,7 @@ import jax.numpy as jnp  # noqa: E402
 import purea2c  # noqa: E402
 from benchmarks import common  # noqa: E402
 from purea2c import distributions, envs, networks  # noqa: E402
-from purea2c.train import build_networks  # noqa: E402
+from purea2c.agent import make_networks  # noqa: E402
 
 NAME = "ceiling"
 ENV = "CartPole-v1"
@@ -79,7 +79,7 @@ def measure_stepping(num_envs: int, with_policy: bool, target_s: float | None,
                      probe_steps: int, repeats: int) -> dict:
     config = purea2c.Config()
     env, env_params = envs.make_env(ENV)
-    nets = build_networks(config)[3]
+    nets = make_networks(config)[3]
     key = jax.random.key(0)
     pi_params = nets.pi.init(key, jnp.zeros(envs.obs_shape(env, env_params)))
     policy = nets.pi if with_policy else None

@@ -31,8 +31,7 @@ CHILD = r"""
 import json, sys, time
 start = time.perf_counter()
 import jax, purea2c
-import importlib
-train_mod = importlib.import_module("purea2c.train")
+from purea2c import training as train_mod
 imported = time.perf_counter()
 options = purea2c.compiler_options() if sys.argv[1] == "purea2c" else None
 fn = jax.jit(train_mod._train, compiler_options=options)

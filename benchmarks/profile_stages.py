@@ -11,7 +11,6 @@ consecutive rows are the cost of each stage.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import time
 
 import jax
@@ -21,7 +20,7 @@ import purea2c
 from purea2c import replay, tracing
 
 # The package re-exports the function `train`, which shadows the module of the same name.
-train_mod = importlib.import_module("purea2c.train")
+from purea2c import training as train_mod
 
 
 @contextlib.contextmanager

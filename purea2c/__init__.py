@@ -17,7 +17,7 @@ from purea2c.checkpoint import restore as restore_checkpoint
 from purea2c.checkpoint import save as save_checkpoint
 from purea2c.config import Config
 from purea2c.evaluate import evaluate, make_policy
-from purea2c.train import (Metrics, Params, TrainResult, TrainState, compiler_options, init,
+from purea2c.training import (Metrics, Params, TrainResult, TrainState, compiler_options, init,
                            run, train)
 
 __all__ = [

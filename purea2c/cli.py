@@ -48,7 +48,7 @@ import numpy as np
 from purea2c import checkpoint
 from purea2c.config import Config
 from purea2c.evaluate import evaluate
-from purea2c.train import compiler_options, init, run
+from purea2c.training import compiler_options, init, run
 
 _CONFIG_JSON = "config.json"
 _RUN_JSON = "run.json"

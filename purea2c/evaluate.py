@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from purea2c import distributions, envs
 from purea2c.config import Config
-from purea2c.train import build_networks
+from purea2c.agent import make_networks
 
 
 def episode_returns(key: jax.Array, env: Any, env_params: Any,
@@ -39,7 +39,7 @@ def episode_returns(key: jax.Array, env: Any, env_params: Any,
 
 def _evaluate(key: jax.Array, config: Config, params: Any, num_episodes: int, greedy: bool,
               max_steps: int | None) -> jax.Array:
-    env, env_params, spec, nets = build_networks(config)
+    env, env_params, spec, nets = make_networks(config)
     return episode_returns(
         key, env, env_params,
         lambda obs, k: _act(nets, spec, params.pi, obs, k, greedy), num_episodes, max_steps)
@@ -75,7 +75,7 @@ def make_policy(config: Config, params: Any, greedy: bool = True
     clipped to the bounds for Box spaces. ``greedy=True`` takes the mode of pi and ignores
     ``key``; ``greedy=False`` samples and needs a ``key``.
     """
-    env, env_params, spec, nets = build_networks(config)
+    env, env_params, spec, nets = make_networks(config)
     shape = envs.obs_shape(env, env_params)
     pi_params = jax.tree.map(jnp.asarray, params.pi)
 

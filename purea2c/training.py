@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import optax
 
 from purea2c import distributions, envs, networks, objectives, replay, tracing
+from purea2c.agent import Agent, make_agent
 from purea2c.config import Config
 
 
@@ -36,12 +37,19 @@ class Params(NamedTuple):
     v: Any  # flax variables of the value function
 
 
+class OptStates(NamedTuple):
+    """The optax states of the two updaters."""
+
+    pi: optax.OptState
+    v: optax.OptState
+
+
 class TrainState(NamedTuple):
     """Everything a run carries from one iteration to the next."""
 
     params: Params
     target_v: Any  # Polyak-averaged copy of params.v (equal to it when no target network)
-    opt_state: Params  # optax states of the two updaters
+    opt_state: OptStates  # optax states of the two updaters
     env: envs.VecEnvState
     tracer: tracing.TracerState  # leaves [num_envs, ...]
     buffer: replay.ReplayState
@@ -71,47 +79,13 @@ class TrainResult(NamedTuple):
     metrics: Metrics
 
 
-class _Setup(NamedTuple):
-    """Objects derived from the static part of a config (built while tracing)."""
-
-    env: Any
-    env_params: Any
-    action_spec: envs.ActionSpec
-    nets: networks.Networks
-    pi_opt: optax.GradientTransformation
-    v_opt: optax.GradientTransformation
-
-
-def build_networks(config: Config) -> tuple[Any, Any, envs.ActionSpec, networks.Networks]:
-    """``(env, env_params, action_spec, nets)`` for a config: the environment and the pi / v
-    modules its static fields describe."""
-    env, env_params = envs.make_env(config.env)
-    spec = envs.action_spec(env, env_params)
-    nets = networks.make_networks(
-        envs.obs_shape(env, env_params), spec.discrete, spec.num_actions,
-        hidden_sizes=config.hidden_sizes, activation=config.activation, torso=config.torso,
-        cnn_channels=config.cnn_channels, cnn_kernel_size=config.cnn_kernel_size,
-        log_std_init=config.log_std_init, obs_bounds=envs.obs_bounds(env, env_params)
-        if config.scale_obs else None)
-    return env, env_params, spec, nets
-
-
-def _setup(config: Config) -> _Setup:
-    env, env_params, spec, nets = build_networks(config)
-    pi_opt = optax.chain(optax.clip_by_global_norm(config.max_grad_norm),
-                         optax.adam(config.pi_learning_rate))
-    v_opt = optax.chain(optax.clip_by_global_norm(config.max_grad_norm),
-                        optax.adam(config.v_learning_rate))
-    return _Setup(env, env_params, spec, nets, pi_opt, v_opt)
-
-
 # ------------------------------------------------------------------------------------------
 # init
 # ------------------------------------------------------------------------------------------
 
 
 def _init(key: jax.Array, config: Config) -> TrainState:
-    s = _setup(config)
+    s = make_agent(config)
     key, key_pi, key_v, key_env = jax.random.split(key, 4)
     env_state = envs.reset(key_env, s.env, s.env_params, config.num_envs)
     obs = env_state.obs[0]
@@ -128,7 +102,7 @@ def _init(key: jax.Array, config: Config) -> TrainState:
     return TrainState(
         params=params,
         target_v=params.v,
-        opt_state=Params(pi=s.pi_opt.init(params.pi), v=s.v_opt.init(params.v)),
+        opt_state=OptStates(pi=s.pi_opt.init(params.pi), v=s.v_opt.init(params.v)),
         env=env_state,
         tracer=tracer,
         buffer=replay.init(config.buffer_capacity, example),
@@ -152,7 +126,7 @@ class _RolloutCarry(NamedTuple):
     length_sum: jax.Array  # float32
 
 
-def _env_step(s: _Setup, config: Config, pi_params: Any, carry: _RolloutCarry,
+def _env_step(s: Agent, config: Config, pi_params: Any, carry: _RolloutCarry,
               noise: tuple[jax.Array, envs.StepNoise]) -> tuple[_RolloutCarry, None]:
     action_noise, env_noise = noise
     obs = carry.env.obs
@@ -184,7 +158,7 @@ def _env_step(s: _Setup, config: Config, pi_params: Any, carry: _RolloutCarry,
 class _LearnCarry(NamedTuple):
     params: Params
     target_v: Any
-    opt_state: Params
+    opt_state: OptStates
 
 
 class _UpdateMetrics(NamedTuple):
@@ -197,27 +171,44 @@ class _UpdateMetrics(NamedTuple):
     kl: jax.Array
 
 
-def _value_update(s: _Setup, config: Config, carry: _LearnCarry,
-                  batch: tracing.Transition) -> tuple[Any, Any, jax.Array, jax.Array, jax.Array]:
-    """SimpleTD: one optimizer step of v; returns the td_error of the pre-update v."""
+class OptStep(NamedTuple):
+    """What one optimizer step of one network returns."""
+
+    params: Any  # the updated parameters
+    opt_state: optax.OptState
+    loss: jax.Array  # float32, the loss at the parameters before the step
+    aux: Any  # the loss function's auxiliary output
+    grad_norm: jax.Array  # float32, global norm of the gradient, before clipping
+
+
+def optimizer_step(opt: optax.GradientTransformation, params: Any, opt_state: optax.OptState,
+                   loss_fn: Any) -> OptStep:
+    """One step of ``opt`` on ``loss_fn(params) -> (loss, aux)``."""
+    (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    updates, opt_state = opt.update(grads, opt_state, params)
+    return OptStep(optax.apply_updates(params, updates), opt_state, loss, aux,
+                   optax.tree.norm(grads))
+
+
+def _value_update(s: Agent, config: Config, carry: _LearnCarry,
+                  batch: tracing.Transition) -> OptStep:
+    """SimpleTD: one optimizer step of v; ``aux`` is the td_error of the pre-update v, as
+    handed to the policy update."""
     v_next = s.nets.v.apply(carry.target_v, batch.next_obs)
     target = objectives.td_target(batch.reward, batch.discount, v_next)
 
     def loss_fn(v_params):
         td = target - s.nets.v.apply(v_params, batch.obs)
-        return objectives.value_loss(td, config.value_loss, config.huber_delta), td
+        return (objectives.value_loss(td, config.value_loss, config.huber_delta),
+                objectives.td_error_signal(td, config.value_loss, config.huber_delta))
 
-    (loss, td), grads = jax.value_and_grad(loss_fn, has_aux=True)(carry.params.v)
-    updates, opt_state = s.v_opt.update(grads, carry.opt_state.v, carry.params.v)
-    td_error = objectives.td_error_signal(td, config.value_loss, config.huber_delta)
-    return (optax.apply_updates(carry.params.v, updates), opt_state, loss, td_error,
-            optax.tree.norm(grads))
+    return optimizer_step(s.v_opt, carry.params.v, carry.opt_state.v, loss_fn)
 
 
-def _policy_update(s: _Setup, config: Config, carry: _LearnCarry, batch: tracing.Transition,
-                   td_error: jax.Array) -> tuple[Any, Any, jax.Array, jax.Array, jax.Array,
-                                                 jax.Array]:
-    """VanillaPG (or PPO-clip): one optimizer step of pi weighted by the constant td_error."""
+def _policy_update(s: Agent, config: Config, carry: _LearnCarry, batch: tracing.Transition,
+                   td_error: jax.Array) -> OptStep:
+    """VanillaPG (or PPO-clip): one optimizer step of pi weighted by the constant td_error;
+    ``aux`` is ``(mean entropy, KL to the behaviour policy)``."""
     def loss_fn(pi_params):
         dist = s.nets.pi.apply(pi_params, batch.obs)
         log_prob = distributions.log_prob(dist, batch.action)
@@ -230,29 +221,29 @@ def _policy_update(s: _Setup, config: Config, carry: _LearnCarry, batch: tracing
         kl = objectives.kl_to_behaviour(log_prob, batch.log_prob)
         return loss, (jnp.mean(entropy), kl)
 
-    (loss, (entropy, kl)), grads = jax.value_and_grad(loss_fn, has_aux=True)(carry.params.pi)
-    updates, opt_state = s.pi_opt.update(grads, carry.opt_state.pi, carry.params.pi)
-    return (optax.apply_updates(carry.params.pi, updates), opt_state, loss, entropy, kl,
-            optax.tree.norm(grads))
+    return optimizer_step(s.pi_opt, carry.params.pi, carry.opt_state.pi, loss_fn)
 
 
-def _update(s: _Setup, config: Config, buffer: replay.ReplayState, carry: _LearnCarry,
+def _update(s: Agent, config: Config, buffer: replay.ReplayState, carry: _LearnCarry,
             slots: jax.Array) -> tuple[_LearnCarry, _UpdateMetrics]:
     batch = replay.take(buffer, slots)
-    v_params, v_opt, v_loss, td_error, v_norm = _value_update(s, config, carry, batch)
-    pi_params, pi_opt, pi_loss, entropy, kl, pi_norm = _policy_update(
-        s, config, carry, batch, td_error)
+    v_step = _value_update(s, config, carry, batch)
+    td_error = v_step.aux
+    pi_step = _policy_update(s, config, carry, batch, td_error)
+    pi_params, v_params = pi_step.params, v_step.params
     if config.shared_torso == "sync":
         pi_params, v_params = networks.sync_torsos(pi_params, v_params, config.sync_weight)
     if config.use_target_network:
         target_v = optax.incremental_update(v_params, carry.target_v, config.target_tau)
     else:
         target_v = v_params
-    new = _LearnCarry(Params(pi_params, v_params), target_v, Params(pi_opt, v_opt))
+    new = _LearnCarry(Params(pi_params, v_params), target_v,
+                     OptStates(pi_step.opt_state, v_step.opt_state))
     # An empty buffer (only while the first n-1 steps fill the tracer) makes no update.
     new = jax.tree.map(lambda a, b: jnp.where(buffer.size > 0, a, b), new, carry)
-    return new, _UpdateMetrics(v_loss, pi_loss, entropy, jnp.mean(td_error), pi_norm, v_norm,
-                               kl)
+    entropy, kl = pi_step.aux
+    return new, _UpdateMetrics(v_step.loss, pi_step.loss, entropy, jnp.mean(td_error),
+                               pi_step.grad_norm, v_step.grad_norm, kl)
 
 
 # ------------------------------------------------------------------------------------------
@@ -260,7 +251,7 @@ def _update(s: _Setup, config: Config, buffer: replay.ReplayState, carry: _Learn
 # ------------------------------------------------------------------------------------------
 
 
-def _iteration(s: _Setup, config: Config, state: TrainState,
+def _iteration(s: Agent, config: Config, state: TrainState,
                _: None) -> tuple[TrainState, Metrics]:
     key, key_act, key_env, key_learn = jax.random.split(state.key, 4)
     steps, spec = (config.rollout_length, config.num_envs), s.action_spec
@@ -306,7 +297,7 @@ def _iteration(s: _Setup, config: Config, state: TrainState,
 
 
 def _run(state: TrainState, config: Config, num_iterations: int) -> tuple[TrainState, Metrics]:
-    s = _setup(config)
+    s = make_agent(config)
     return jax.lax.scan(functools.partial(_iteration, s, config), state, None,
                         length=num_iterations)
 
