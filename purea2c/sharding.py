@@ -1,0 +1,180 @@
+"""Seeds and sweeps sharded over devices: the ``jax.vmap(train)`` computation on a mesh.
+
+    keys = jax.random.split(jax.random.key(0), 64)
+    out = train_sharded(keys, config)                     # 64 seeds over all devices
+    lrs = jnp.geomspace(1e-4, 1e-2, 64)
+    out = train_sharded(keys, config.replace(pi_learning_rate=lrs))   # a sharded sweep
+
+Each device runs ``jax.vmap(train)`` over its own slice of the runs (``jax.shard_map``): the
+runs are independent, so the program has no collective at all and each run computes what it
+computes unsharded. The mesh may span the devices of several processes
+(``jax.distributed.initialize``, see ``benchmarks/multihost.py``); every process then calls
+`train_sharded` with the same arguments and holds its part of the result.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from purea2c import training
+from purea2c.config import Config
+from purea2c.training import TrainResult
+
+
+def default_mesh(axis: str = "seeds") -> Mesh:
+    """A 1-D mesh named ``axis`` over ``jax.devices()``: all devices of all processes."""
+    return jax.make_mesh((jax.device_count(),), (axis,))
+
+
+def swept_leaves(config: Config, num_runs: int) -> tuple[bool, ...]:
+    """For each traced leaf of ``config`` (in ``jax.tree.leaves`` order): True if it is swept,
+    i.e. has a leading axis (whose length must be ``num_runs``), False if it is a scalar
+    shared by all runs. These are the ``vmap`` ``in_axes`` 0 / None of the leaves."""
+    flags = []
+    for path, leaf in jax.tree_util.tree_flatten_with_path(config)[0]:
+        shape = np.shape(leaf)
+        if shape and shape[0] != num_runs:
+            name = jax.tree_util.keystr(path, simple=True, separator=".")
+            raise ValueError(
+                f"Config.{name} has shape {shape}: a swept hyperparameter needs a leading "
+                f"axis of length S={num_runs} (one value per key); a shared one is a scalar")
+        flags.append(bool(shape))
+    return tuple(flags)
+
+
+def _check_even(num_runs: int, mesh: Mesh, axis: str) -> None:
+    if axis not in mesh.shape:
+        raise ValueError(f"mesh has no axis {axis!r}; its axes are {tuple(mesh.shape)}")
+    num_devices = mesh.shape[axis]
+    if num_runs % num_devices:
+        raise ValueError(
+            f"S={num_runs} runs cannot be sharded over the {num_devices} devices of mesh axis "
+            f"{axis!r}: S must be a multiple of the device count (each device trains S / "
+            f"{num_devices} runs); pass {num_runs + (-num_runs) % num_devices} keys, or a mesh "
+            f"whose axis size divides {num_runs}")
+
+
+def _merge(swept: list, shared: list, flags: tuple[bool, ...]) -> list:
+    swept_it, shared_it = iter(swept), iter(shared)
+    return [next(swept_it) if flag else next(shared_it) for flag in flags]
+
+
+def _local_train(keys: jax.Array, swept: list, shared: list, *, treedef: Any,
+                 flags: tuple[bool, ...], impl: Any) -> TrainResult:
+    """One device's part: ``vmap(train)`` over its keys and swept leaves."""
+    if impl is not None:
+        keys = jax.random.wrap_key_data(keys, impl=impl)
+    def one(key, swept_one):
+        config = jax.tree.unflatten(treedef, _merge(swept_one, shared, flags))
+        return training._train(key, config)
+    return jax.vmap(one)(keys, swept)
+
+
+@functools.cache
+def _program(backend: str) -> Any:
+    """One jit per backend, with purea2c's compiler options (as `training.train`). Mesh,
+    axis and the config's structure are static: a second call with the same ones, and
+    other values of the traced leaves, does not recompile."""
+    del backend  # only the cache key: compiler_options() depends on the default backend
+
+    def sharded(keys, swept, shared, *, mesh, axis, treedef, flags, impl):
+        runs, replicated = PartitionSpec(axis), PartitionSpec()
+        local = functools.partial(_local_train, treedef=treedef, flags=flags, impl=impl)
+        # check_vma=False: training's scan carries start from constants (invariant across
+        # devices) and become per-device values; the check is for collectives, of which
+        # this program has none.
+        return jax.shard_map(local, mesh=mesh, out_specs=runs, check_vma=False,
+                             in_specs=(runs, [runs] * len(swept), [replicated] * len(shared)),
+                             )(keys, swept, shared)
+
+    return jax.jit(sharded, static_argnames=("mesh", "axis", "treedef", "flags", "impl"),
+                   compiler_options=training.compiler_options())
+
+
+def _put(x: Any, sharding: NamedSharding) -> jax.Array:
+    """``x`` as a global array laid out by ``sharding``. An array that already spans the
+    mesh's processes is resharded only if needed; any other value (a host value, the same on
+    every process) goes through numpy to ``jax.device_put``, which takes its part on each
+    process."""
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+        if x.sharding.is_equivalent_to(sharding, x.ndim):
+            return x
+        return jax.device_put(x, sharding)
+    # In JAX's dtype for it (float32 unless x64): with several processes device_put
+    # compares the value across processes in that dtype, and a float64 0.99 is not equal
+    # to its float32 copy.
+    x = np.asarray(x)
+    return jax.device_put(x.astype(jax.dtypes.canonicalize_dtype(x.dtype)), sharding)
+
+
+def train_sharded(keys: jax.Array, config: Config, mesh: Mesh | None = None, *,
+                  axis: str = "seeds") -> TrainResult:
+    """Trains S independent runs, ``keys [S]``, sharded over the devices of ``mesh``.
+
+    Computes ``jax.vmap(purea2c.train, in_axes=(0, in_axes))(keys, config)``, where each
+    traced leaf of ``config`` is either a scalar (shared by all runs, ``in_axes`` None) or
+    has a leading axis of length S (one value per run, ``in_axes`` 0): a sweep is
+    ``config.replace(pi_learning_rate=jnp.array([...]))`` with S values, paired with
+    ``keys`` run by run (for one key per value repeat it: ``jnp.repeat(key[None], S)``).
+
+    Args:
+      keys: ``[S]`` typed or raw PRNG keys, one per run. In a multi-process program every
+        process passes the same global keys (or an already global ``jax.Array``).
+      config: a `Config`; its static fields are static (one program per static config).
+      mesh: a `jax.sharding.Mesh` with an axis named ``axis``; default `default_mesh`, a
+        1-D mesh over ``jax.devices()`` (all devices of all processes). Other axes of the
+        mesh, if any, hold replicas.
+      axis: the mesh axis the runs are sharded over.
+
+    Returns:
+      `TrainResult` laid out as the unsharded ``vmap``: every leaf has the leading axis S.
+      Its leaves are global ``jax.Array``s sharded along S (``NamedSharding(mesh,
+      PartitionSpec(axis))``): each device holds S / (devices along ``axis``) runs. With one
+      process they read like any array; with several, each process can read only its own
+      rows (``.addressable_shards``), and `gather` brings the whole result to every process.
+
+    Raises:
+      ValueError: if S is not a multiple of the number of devices along ``axis`` (no
+        padding: every device trains the same number of runs), if a swept leaf of
+        ``config`` does not have length S, or if ``mesh`` has no axis ``axis``.
+    """
+    mesh = default_mesh(axis) if mesh is None else mesh
+    if jnp.ndim(keys) < 1 or (jnp.issubdtype(keys.dtype, np.uint32) and jnp.ndim(keys) != 2):
+        raise ValueError(f"keys must be [S] typed PRNG keys or [S, 2] raw uint32 keys; got "
+                         f"shape {jnp.shape(keys)} and dtype {keys.dtype}")
+    num_runs = jnp.shape(keys)[0]
+    _check_even(num_runs, mesh, axis)
+    leaves, treedef = jax.tree.flatten(config)
+    flags = swept_leaves(config, num_runs)
+    runs = NamedSharding(mesh, PartitionSpec(axis))
+    replicated = NamedSharding(mesh, PartitionSpec())
+    swept = [_put(x, runs) for x, flag in zip(leaves, flags) if flag]
+    shared = [_put(x, replicated) for x, flag in zip(leaves, flags) if not flag]
+    impl = None  # typed keys travel as their raw key_data and are re-wrapped on device
+    if jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key):
+        impl, keys = jax.random.key_impl(keys), jax.random.key_data(keys)
+    return _program(jax.default_backend())(_put(keys, runs), swept, shared, mesh=mesh,
+                                           axis=axis, treedef=treedef, flags=flags,
+                                           impl=impl)
+
+
+def _to_host(x: jax.Array) -> np.ndarray:
+    if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+        x = jax.random.key_data(x)
+    if x.is_fully_addressable:
+        return np.asarray(x)
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+
+
+def gather(tree: Any) -> Any:
+    """Every leaf of ``tree`` (e.g. a `train_sharded` result) as a whole numpy array on
+    every process; typed PRNG keys become their raw ``key_data``. With several processes
+    this is a collective: every process must call it."""
+    return jax.tree.map(_to_host, tree)
