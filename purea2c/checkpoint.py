@@ -1,14 +1,31 @@
-"""Save and restore a `TrainState` (or any pytree of arrays) with orbax-checkpoint.
+"""Save and restore a `TrainState` (or any pytree of arrays) with orbax's CheckpointManager,
+with a checksum of every array and every file, verified on restore.
 
-    path = checkpoint.save("run/checkpoints", state, step=int(state.iteration))
+    path = checkpoint.save("run/checkpoints", state, step=int(state.iteration), keep=2)
     like = jax.eval_shape(purea2c.init, jax.random.key(0), config)    # structure only
     state = checkpoint.restore("run/checkpoints", like)                 # latest step
+    state, step, skipped = checkpoint.restore_latest_intact("run/checkpoints", like)
 
 Layout: one directory per step, ``<directory>/<step>/``, holding the arrays (``state/``,
-written by orbax) and ``meta.json`` (the path, shape and dtype of every leaf, and the
-caller's ``metadata``). A save is written under a hidden temporary name and renamed to
-``<step>`` only when complete; a rename is atomic on POSIX filesystems, so a crash during a
-save leaves the previous checkpoints untouched and never a half-written ``<step>``.
+written by orbax's `CheckpointManager`, which saves under a temporary name and renames it to
+``<step>`` when complete, and removes temporaries of interrupted saves) and ``meta.json``:
+the path, shape, dtype and sha256 of every leaf, the size and sha256 of every file under
+``state/``, the caller's ``metadata`` and a digest of all of it. A checkpoint is complete
+once its ``meta.json`` is in place (written after orbax's commit, by an atomic replace).
+
+Why ``meta.json`` is written by hand after orbax's commit rather than as an orbax item: the
+file checksums can only be taken once orbax has finished every file, and orbax offers no
+hook between its last write and its rename. For the same reason the newest-N retention is
+done here after ``meta.json`` is in place, not by the manager's ``max_to_keep`` (which
+deletes old steps before ``meta.json`` exists, so a crash in between would leave no complete
+checkpoint when keep is 1), and an overwrite moves the old step aside until the new one is
+complete (orbax refuses to overwrite a step).
+
+Integrity: `restore` checks the digest of ``meta.json``, the size and sha256 of every file,
+and the sha256 of every restored array; anything wrong (a missing, truncated or altered
+file, unreadable metadata) raises `CheckpointError` naming the checkpoint and the fault.
+A damaged checkpoint is never returned. `restore_latest_intact` falls back to the newest
+intact checkpoint and reports the ones it skipped.
 
 The functions are generic over the pytree: every leaf is stored under its tree path, so new
 fields of `TrainState` need no change here. Typed PRNG keys (``jax.random.key``), which orbax
@@ -19,6 +36,8 @@ arrays. Restoring gives bitwise the arrays that were saved.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import pathlib
@@ -32,8 +51,31 @@ import numpy as np
 
 _STATE = "state"
 _META = "meta.json"
-_TMP_PREFIX = ".tmp-"
-_FORMAT = 1
+_ASIDE_PREFIX = ".old-"  # an overwritten step, kept until its replacement is complete
+_FORMAT = 2
+
+
+class CheckpointError(ValueError):
+    """A checkpoint on disk is damaged or incomplete; the message names its path and the
+    fault (which file or leaf, what is wrong)."""
+
+
+def check_settings(*, keep: int | None = None,
+                   directory: str | os.PathLike | None = None) -> None:
+    """Raises ``ValueError`` for settings that `save` would refuse, so a caller can check
+    them before any work: ``keep`` must be None or >= 1; ``directory`` (if given) must be a
+    directory, or not exist yet, and be writable."""
+    if keep is not None and (isinstance(keep, bool) or not isinstance(keep, (int, np.integer))
+                             or keep < 1):
+        raise ValueError(f"checkpoint keep must be an integer >= 1 or None, got {keep!r}")
+    if directory is not None:
+        directory = pathlib.Path(directory)
+        if directory.exists() and not directory.is_dir():
+            raise ValueError(f"checkpoint directory {directory} exists and is not a directory")
+        existing = next((p for p in [directory, *directory.absolute().parents] if p.exists()),
+                        None)
+        if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+            raise ValueError(f"checkpoint directory {directory}: {existing} is not writable")
 
 
 def _is_key(x: Any) -> bool:
@@ -92,8 +134,46 @@ def _unnest(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _sha256(array: np.ndarray) -> str:
+    """sha256 of an array's raw bytes in C order."""
+    return hashlib.sha256(np.ascontiguousarray(array).reshape(-1).view(np.uint8)).hexdigest()
+
+
+def _file_sha256(path: pathlib.Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _files(step_dir: pathlib.Path) -> dict[str, dict[str, Any]]:
+    """Size and sha256 of every file under ``<step>/state/``, by path relative to the step."""
+    return {str(p.relative_to(step_dir)): {"size": p.stat().st_size, "sha256": _file_sha256(p)}
+            for p in sorted((step_dir / _STATE).rglob("*")) if p.is_file()}
+
+
+def _digest(meta: dict[str, Any]) -> str:
+    body = {k: v for k, v in meta.items() if k != "digest"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"))
+                          .encode()).hexdigest()
+
+
+def _manager(directory: pathlib.Path, *, read_only: bool) -> Any:
+    import orbax.checkpoint as ocp
+
+    # Saves are synchronous (a checkpoint is complete when `save` returns); a writer removes
+    # the temporaries of interrupted saves when it opens the directory, a reader touches
+    # nothing (a training process may be saving next to it).
+    options = ocp.CheckpointManagerOptions(
+        create=not read_only, read_only=read_only, cleanup_tmp_directories=not read_only,
+        enable_async_checkpointing=False, max_to_keep=None)
+    return ocp.CheckpointManager(directory, options=options, item_names=(_STATE,))
+
+
 def all_steps(directory: str | os.PathLike) -> list[int]:
-    """Steps of the complete checkpoints in ``directory``, ascending (``[]`` if none)."""
+    """Steps of the complete checkpoints in ``directory`` (those with their ``meta.json``,
+    whether intact or not), ascending (``[]`` if none)."""
     directory = pathlib.Path(directory)
     if not directory.is_dir():
         return []
@@ -102,7 +182,8 @@ def all_steps(directory: str | os.PathLike) -> list[int]:
 
 
 def latest_step(directory: str | os.PathLike) -> int | None:
-    """The newest complete checkpoint's step, or ``None`` if there is none."""
+    """The newest complete checkpoint's step (not checked for damage: see
+    `restore_latest_intact`), or ``None`` if there is none."""
     steps = all_steps(directory)
     return steps[-1] if steps else None
 
@@ -113,26 +194,18 @@ def save(directory: str | os.PathLike, state: Any, step: int, *,
     """Writes ``state`` (any pytree of arrays, typically a `TrainState`, possibly with a
     leading seed axis) as checkpoint ``step`` of ``directory`` and returns its path.
 
-    The write is atomic: the checkpoint appears complete or not at all. ``metadata`` (JSON
+    The write is atomic: the checkpoint appears complete or not at all, and a save that
+    fails or is killed leaves the previous checkpoints as they were. ``metadata`` (JSON
     serialisable) is stored next to the arrays (see `load_metadata`). ``keep`` deletes the
-    oldest checkpoints beyond that many, after the new one is in place. An existing step
-    raises ``FileExistsError`` unless ``overwrite``.
+    oldest checkpoints beyond that many, after the new one is complete (``keep < 1`` raises
+    ``ValueError`` before anything is written). An existing step raises ``FileExistsError``
+    unless ``overwrite``.
     """
-    import orbax.checkpoint as ocp
-
     step = int(step)
     if step < 0:
         raise ValueError(f"checkpoint step must be >= 0, got {step}")
-    if keep is not None and keep < 1:
-        raise ValueError(f"keep must be >= 1 or None, got {keep}")
-    directory = pathlib.Path(directory).absolute()
-    final = directory / str(step)
-    if final.exists() and not overwrite:
-        raise FileExistsError(f"checkpoint {final} already exists")
-    directory.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temporaries(directory)
-
-    arrays: dict[str, Any] = {}
+    check_settings(keep=keep)
+    arrays: dict[str, np.ndarray] = {}
     leaves = []
     for name, leaf in _flatten(state):
         leaf = jnp.asarray(leaf) if not isinstance(leaf, (np.ndarray, jax.Array)) else leaf
@@ -140,44 +213,58 @@ def save(directory: str | os.PathLike, state: Any, step: int, *,
         if _is_key(leaf):
             key_impl = str(jax.random.key_impl(leaf))
             leaf = jax.random.key_data(leaf)
-        info = {"name": name, "shape": list(np.shape(leaf)), "dtype": str(leaf.dtype),
-                "key_impl": key_impl}
-        leaves.append(info)
-        if np.size(leaf) > 0:
+        leaf = np.asarray(leaf)
+        leaves.append({"name": name, "shape": list(leaf.shape), "dtype": str(leaf.dtype),
+                       "key_impl": key_impl, "sha256": _sha256(leaf)})
+        if leaf.size > 0:
             arrays[name] = leaf
     meta = {"format": _FORMAT, "step": step, "leaves": leaves, "metadata": metadata or {}}
+    json.dumps(meta)  # not serialisable: fail before writing anything
 
-    tmp = directory / f"{_TMP_PREFIX}{step}-{uuid.uuid4().hex[:8]}"
+    directory = pathlib.Path(directory).absolute()  # orbax needs absolute paths
+    final = directory / str(step)
+    directory.mkdir(parents=True, exist_ok=True)
+    _recover(directory)
+    if final.exists() and not overwrite:
+        raise FileExistsError(f"checkpoint {final} already exists")
+    aside = None
+    if final.exists():  # overwrite: move the old one aside until the new one is complete
+        aside = directory / f"{_ASIDE_PREFIX}{step}-{uuid.uuid4().hex[:8]}"
+        os.rename(final, aside)
+    import orbax.checkpoint as ocp
+
+    manager = _manager(directory, read_only=False)
     try:
-        tmp.mkdir()
-        checkpointer = ocp.StandardCheckpointer()
-        checkpointer.save(tmp / _STATE, _nest(arrays))
-        checkpointer.wait_until_finished()
-        checkpointer.close()
-        with open(tmp / _META, "w") as f:
-            json.dump(meta, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        if final.exists():  # overwrite: move the old one aside, then swap in the new one
-            old = directory / f"{_TMP_PREFIX}old-{step}-{uuid.uuid4().hex[:8]}"
-            os.rename(final, old)
-            os.rename(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, final)
+        # force: save even below the newest step (orbax skips those by default), e.g. after
+        # a resume that fell back past a damaged checkpoint.
+        manager.save(step, args=ocp.args.Composite(
+            **{_STATE: ocp.args.StandardSave(_nest(arrays) or {"_": np.zeros(1, np.uint8)})}),
+            force=True)
+        manager.wait_until_finished()
+        meta["files"] = _files(final)
+        meta["digest"] = _digest(meta)
+        _write_atomically(final / _META, json.dumps(meta, indent=1))
         _fsync_dir(directory)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        manager.close()
+        shutil.rmtree(final, ignore_errors=True)
+        for tmp in directory.glob(f"{step}.*"):  # orbax's temporary, "<step>.orbax-..."
+            shutil.rmtree(tmp, ignore_errors=True)
+        if aside is not None:
+            os.rename(aside, final)
         raise
-
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
     if keep is not None:
         for old_step in all_steps(directory)[:-keep]:
-            shutil.rmtree(directory / str(old_step), ignore_errors=True)
+            manager.delete(old_step)
+    manager.close()
     return final
 
 
 def load_metadata(directory: str | os.PathLike, step: int | None = None) -> dict[str, Any]:
-    """The ``metadata`` dict saved with checkpoint ``step`` (default: the latest)."""
+    """The ``metadata`` dict saved with checkpoint ``step`` (default: the latest). Raises
+    `CheckpointError` if its ``meta.json`` is damaged (the arrays are not checked)."""
     return _read_meta(_step_dir(directory, step))["metadata"]
 
 
@@ -187,64 +274,53 @@ def restore(directory: str | os.PathLike, like: Any = None, step: int | None = N
     ``like`` gives the pytree structure, shapes and dtypes to restore into: a state of the
     same configuration, or its abstract version, e.g.
     ``jax.eval_shape(purea2c.init, jax.random.key(0), config)`` (for N vmapped seeds, the
-    ``eval_shape`` of ``jax.vmap(purea2c.init, in_axes=(0, None))`` on N keys). A checkpoint
-    that does not match ``like`` raises ``ValueError`` naming the differing leaves. Without
+    ``eval_shape`` of ``jax.vmap(purea2c.init, in_axes=(0, None))`` on N keys). Without
     ``like``, a nested dict of arrays keyed by the saved paths is returned (keys as raw data).
-    """
-    import orbax.checkpoint as ocp
 
+    Raises ``FileNotFoundError`` if there is no such checkpoint; `CheckpointError` if it is
+    damaged or incomplete (a file missing, truncated or altered, a leaf's checksum wrong,
+    unreadable ``meta.json``): nothing of it is returned; a plain ``ValueError`` naming the
+    differing leaves if it is intact but does not match ``like``.
+    """
     path = _step_dir(directory, step)
     meta = _read_meta(path)
-    checkpointer = ocp.StandardCheckpointer()
-    try:
-        stored = _unnest(checkpointer.restore(path / _STATE)) if any(
-            int(np.prod(leaf["shape"])) > 0 for leaf in meta["leaves"]) else {}
-    finally:
-        checkpointer.close()
-    values: dict[str, Any] = {}
-    for info in meta["leaves"]:
-        name = info["name"]
-        if int(np.prod(info["shape"])) == 0:
-            values[name] = np.zeros(info["shape"], info["dtype"])
-        else:
-            values[name] = np.asarray(stored[name])
+    _check_files(path, meta)
+    saved = {info["name"]: info for info in meta["leaves"]}
+    if like is not None:
+        _check_structure(path, saved, like)
+    values = _read_arrays(path, meta)
     if like is None:
         return _nest(values)
-
-    saved = {info["name"]: info for info in meta["leaves"]}
-    expected = _flatten(like)
-    names = [name for name, _ in expected]
-    problems = []
-    missing = sorted(set(names) - set(saved))
-    unexpected = sorted(set(saved) - set(names))
-    if missing:
-        problems.append(f"missing from the checkpoint: {missing}")
-    if unexpected:
-        problems.append(f"in the checkpoint but not in `like`: {unexpected}")
     leaves = []
-    for name, target in expected:
-        if name not in saved:
-            continue
-        value = values[name]
-        if _is_key(target):
-            impl = saved[name]["key_impl"]
-            if impl is None:
-                problems.append(f"{name}: `like` has a PRNG key, the checkpoint raw "
-                                f"{value.dtype}")
-                continue
-            restored = jax.random.wrap_key_data(jnp.asarray(value), impl=impl)
-        else:
-            restored = jnp.asarray(value)
-        if restored.shape != tuple(target.shape) or restored.dtype != target.dtype:
-            problems.append(f"{name}: checkpoint {restored.dtype}{list(restored.shape)}, "
-                            f"expected {target.dtype}{list(target.shape)}")
-            continue
-        leaves.append(restored)
-    if problems:
-        raise ValueError(f"checkpoint {path} does not match the expected state (was it saved "
-                         "with another configuration or number of seeds?):\n  "
-                         + "\n  ".join(problems))
+    for name, target in _flatten(like):
+        value = jnp.asarray(values[name])
+        leaves.append(jax.random.wrap_key_data(value, impl=saved[name]["key_impl"])
+                      if _is_key(target) else value)
     return jax.tree.unflatten(jax.tree.structure(like), leaves)
+
+
+def restore_latest_intact(directory: str | os.PathLike, like: Any = None
+                          ) -> tuple[Any, int, list[tuple[int, str]]]:
+    """``(state, step, skipped)``: the newest checkpoint of ``directory`` that restores
+    intact, its step, and ``(step, reason)`` for each newer one that was damaged (newest
+    first). ``FileNotFoundError`` if there is no checkpoint, `CheckpointError` (listing the
+    faults) if none is intact; a ``like`` that does not match raises ``ValueError`` at once
+    (a configuration error, not damage, so older checkpoints are not tried)."""
+    directory = pathlib.Path(directory)
+    # Every step directory orbax committed, also those without their meta.json (a save
+    # killed after orbax's commit, or a deleted file), so that the report names them.
+    steps = sorted(int(p.name) for p in directory.iterdir()
+                   if p.name.isdigit() and p.is_dir()) if directory.is_dir() else []
+    if not steps:
+        raise FileNotFoundError(f"no checkpoint in {directory.absolute()}")
+    skipped: list[tuple[int, str]] = []
+    for step in reversed(steps):
+        try:
+            return restore(directory, like, step), step, skipped
+        except CheckpointError as err:
+            skipped.append((step, str(err)))
+    raise CheckpointError(f"no intact checkpoint in {pathlib.Path(directory).absolute()}:\n  "
+                          + "\n  ".join(reason for _, reason in skipped))
 
 
 def _step_dir(directory: str | os.PathLike, step: int | None) -> pathlib.Path:
@@ -254,31 +330,140 @@ def _step_dir(directory: str | os.PathLike, step: int | None) -> pathlib.Path:
         if step is None:
             raise FileNotFoundError(f"no checkpoint in {directory}")
     path = directory / str(int(step))
-    if not (path / _META).is_file():
+    if not path.is_dir():
         raise FileNotFoundError(f"no checkpoint at step {step} in {directory}; "
                                 f"steps: {all_steps(directory)}")
     return path
 
 
 def _read_meta(path: pathlib.Path) -> dict[str, Any]:
-    with open(path / _META) as f:
-        meta = json.load(f)
-    if meta.get("format") != _FORMAT:
-        raise ValueError(f"{path}: unknown checkpoint format {meta.get('format')!r}")
+    try:
+        with open(path / _META, "rb") as f:
+            meta = json.loads(f.read().decode())
+    except FileNotFoundError as err:
+        raise CheckpointError(f"checkpoint {path} is incomplete: {_META} is missing (the "
+                              "save was interrupted, or the file was deleted)") from err
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"checkpoint {path} is damaged: {_META} is unreadable "
+                              f"({type(err).__name__}: {err})") from err
+    if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else None
+        raise CheckpointError(f"checkpoint {path}: {_META} has format {found!r}, expected "
+                              f"{_FORMAT} (damaged, or written by another purea2c version)")
+    if meta.get("digest") != _digest(meta):
+        raise CheckpointError(f"checkpoint {path} is damaged: {_META} does not match its "
+                              "digest (the file was altered)")
     return meta
 
 
-def _remove_stale_temporaries(directory: pathlib.Path) -> None:
-    """Deletes what an interrupted save left behind; puts back a checkpoint that an
-    interrupted overwrite had moved aside."""
-    for p in sorted(directory.iterdir()):
-        if p.name.startswith(_TMP_PREFIX + "old-"):
-            step = p.name[len(_TMP_PREFIX + "old-"):].split("-")[0]
-            if not (directory / step).exists() and (p / _META).is_file():
-                os.rename(p, directory / step)
+def _check_files(path: pathlib.Path, meta: dict[str, Any]) -> None:
+    for name, info in meta["files"].items():
+        file = path / name
+        if not file.is_file():
+            raise CheckpointError(f"checkpoint {path} is damaged: file {name} is missing")
+        size = file.stat().st_size
+        if size != info["size"]:
+            raise CheckpointError(f"checkpoint {path} is damaged: file {name} has {size} "
+                                  f"bytes, {info['size']} were saved (truncated or altered)")
+        if _file_sha256(file) != info["sha256"]:
+            raise CheckpointError(f"checkpoint {path} is damaged: file {name} fails its "
+                                  "sha256 checksum (its bytes were altered)")
+
+
+def _check_structure(path: pathlib.Path, saved: dict[str, dict], like: Any) -> None:
+    """Raises ``ValueError`` naming the leaves where the checkpoint and ``like`` differ."""
+    expected = _flatten(like)
+    names = [name for name, _ in expected]
+    problems = []
+    missing = sorted(set(names) - set(saved))
+    unexpected = sorted(set(saved) - set(names))
+    if missing:
+        problems.append(f"missing from the checkpoint: {missing}")
+    if unexpected:
+        problems.append(f"in the checkpoint but not in `like`: {unexpected}")
+    for name, target in expected:
+        if name not in saved:
+            continue
+        info = saved[name]
+        found = jax.ShapeDtypeStruct(tuple(info["shape"]), jnp.dtype(info["dtype"]))
+        if _is_key(target):
+            if info["key_impl"] is None:
+                problems.append(f"{name}: `like` has a PRNG key, the checkpoint raw "
+                                f"{found.dtype}")
                 continue
-        if p.name.startswith(_TMP_PREFIX):
+            found = jax.eval_shape(functools.partial(jax.random.wrap_key_data,
+                                                     impl=info["key_impl"]), found)
+        if found.shape != tuple(target.shape) or found.dtype != target.dtype:
+            problems.append(f"{name}: checkpoint {found.dtype}{list(found.shape)}, "
+                            f"expected {target.dtype}{list(target.shape)}")
+    if problems:
+        raise ValueError(f"checkpoint {path} does not match the expected state (was it saved "
+                         "with another configuration or number of seeds?):\n  "
+                         + "\n  ".join(problems))
+
+
+def _read_arrays(path: pathlib.Path, meta: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Every leaf of the checkpoint as a numpy array (keys as raw data), each checked
+    against its saved sha256."""
+    import orbax.checkpoint as ocp
+
+    infos = meta["leaves"]
+    target = {info["name"]: np.empty(info["shape"], jnp.dtype(info["dtype"]))
+              for info in infos if int(np.prod(info["shape"])) > 0}
+    stored: dict[str, Any] = {}
+    if target:
+        manager = _manager(path.parent, read_only=True)
+        try:
+            restored = manager.restore(int(path.name), args=ocp.args.Composite(
+                **{_STATE: ocp.args.StandardRestore(_nest(target))}))
+            stored = _unnest(restored[_STATE])
+        except Exception as err:  # orbax / tensorstore: many types, long messages
+            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            raise CheckpointError(f"checkpoint {path} is damaged: orbax could not read its "
+                                  f"arrays ({type(err).__name__}: {first[:300]})") from err
+        finally:
+            manager.close()
+    values = {}
+    for info in infos:
+        name = info["name"]
+        value = (np.asarray(stored[name]) if name in target else
+                 np.zeros(info["shape"], jnp.dtype(info["dtype"])))
+        if (list(value.shape) != info["shape"] or str(value.dtype) != info["dtype"]
+                or _sha256(value) != info["sha256"]):
+            raise CheckpointError(f"checkpoint {path} is damaged: leaf {name} fails its "
+                                  f"sha256 checksum (restored {value.dtype}"
+                                  f"{list(value.shape)})")
+        values[name] = value
+    return values
+
+
+def _recover(directory: pathlib.Path) -> None:
+    """Puts back a checkpoint that an interrupted overwrite had moved aside, and deletes
+    step directories that an interrupted save left without their ``meta.json`` (orbax's
+    own temporaries are removed by the manager)."""
+    for p in sorted(directory.iterdir()):
+        if p.name.startswith(_ASIDE_PREFIX):
+            step = p.name[len(_ASIDE_PREFIX):].split("-")[0]
+            if not (directory / step / _META).is_file() and (p / _META).is_file():
+                shutil.rmtree(directory / step, ignore_errors=True)
+                os.rename(p, directory / step)
+            else:
+                shutil.rmtree(p, ignore_errors=True)
+        elif p.name.isdigit() and p.is_dir() and not (p / _META).exists():
             shutil.rmtree(p, ignore_errors=True)
+
+
+def _write_atomically(path: pathlib.Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_dir(path.parent)
 
 
 def _fsync_dir(directory: pathlib.Path) -> None:

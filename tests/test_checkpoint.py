@@ -132,29 +132,44 @@ def test_failed_save_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
     np.testing.assert_array_equal(checkpoint.restore(tmp_path, like)["x"], [0, 1, 2])
 
 
-def test_process_killed_mid_save_never_corrupts_the_last_checkpoint(tmp_path):
-    """A process saves step 1, then is SIGKILLed while orbax is writing step 2 (after the
-    array files are written, before the commit). Step 1 stays the latest, intact; the next
-    save cleans up the debris."""
+# Where the process dies: in orbax's commit (os.rename of its temporary "2.orbax-checkpoint-
+# tmp" to "2"), or after it, as meta.json is put in place (os.replace); and the debris left.
+_KILL_POINTS = {
+    "in orbax's commit": ("rename", "2", lambda names: names and all(
+        n.startswith("2.orbax-checkpoint-tmp") for n in names)),
+    "before meta.json": ("replace", "meta.json", lambda names: names == ["2"]),
+}
+
+
+@pytest.mark.parametrize("point", list(_KILL_POINTS))
+def test_process_killed_mid_save_never_corrupts_the_last_checkpoint(tmp_path, point):
+    """A process saves step 1, then is SIGKILLed while writing step 2 (after the array files
+    are written, before the checkpoint is complete). Step 1 stays the latest, intact; the
+    next save cleans up the debris."""
+    function, destination, is_debris = _KILL_POINTS[point]
     script = textwrap.dedent(f"""
         import os, signal
         import jax.numpy as jnp
-        import orbax.checkpoint as ocp
         from purea2c import checkpoint
         checkpoint.save({str(tmp_path)!r}, {{"x": jnp.arange(1000.0)}}, 1)
-        def die(self):
-            os.kill(os.getpid(), signal.SIGKILL)
-        ocp.StandardCheckpointer.wait_until_finished = die
+        original = os.{function}
+        def die(src, dst, **kwargs):
+            if os.path.basename(dst) == {destination!r}:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return original(src, dst, **kwargs)
+        os.{function} = die
         checkpoint.save({str(tmp_path)!r}, {{"x": jnp.arange(1000.0) * 2}}, 2)
     """)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == -9, proc.stderr
-    leftovers = [p.name for p in tmp_path.iterdir() if p.name != "1"]
-    assert leftovers and all(name.startswith(".tmp-2-") for name in leftovers)
+    leftovers = sorted(p.name for p in tmp_path.iterdir() if p.name != "1")
+    assert is_debris(leftovers), leftovers
     assert checkpoint.latest_step(tmp_path) == 1
     like = {"x": jax.ShapeDtypeStruct((1000,), jnp.float32)}
     np.testing.assert_array_equal(checkpoint.restore(tmp_path, like)["x"], np.arange(1000.0))
+    _, step, skipped = checkpoint.restore_latest_intact(tmp_path, like)
+    assert step == 1 and [s for s, _ in skipped] == ([2] if "2" in leftovers else [])
     checkpoint.save(tmp_path, {"x": jnp.ones(1000)}, 2)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["1", "2"]
 
