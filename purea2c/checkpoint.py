@@ -418,9 +418,10 @@ def _read_arrays(path: pathlib.Path, meta: dict[str, Any]) -> dict[str, np.ndarr
                 **{_STATE: ocp.args.StandardRestore(_nest(target))}))
             stored = _unnest(restored[_STATE])
         except Exception as err:  # orbax / tensorstore: many types, long messages
-            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            # tensorstore's messages run to kilobytes of specs: keep the first clause
+            first = (str(err).strip().splitlines() or [""])[0].split(" [tensorstore")[0]
             raise CheckpointError(f"checkpoint {path} is damaged: orbax could not read its "
-                                  f"arrays ({type(err).__name__}: {first[:300]})") from err
+                                  f"arrays ({type(err).__name__}: {first[:240]})") from err
         finally:
             manager.close()
     values = {}

@@ -2,6 +2,8 @@
 
 import json
 import os
+import re
+import shutil
 import pathlib
 import subprocess
 import sys
@@ -185,3 +187,217 @@ def test_meta_records_every_leaf(state, tmp_path):
     assert key_leaf["key_impl"] == "threefry2x32" and key_leaf["shape"] == [SEEDS, 2]
     assert not any(p.name.startswith(".tmp") for p in pathlib.Path(tmp_path).iterdir())
     assert os.path.isdir(tmp_path / "2" / "state")
+    # a sha256 per leaf and per file that orbax wrote, and a digest of meta.json itself
+    assert all(re.fullmatch("[0-9a-f]{64}", leaf["sha256"]) for leaf in meta["leaves"])
+    assert sorted(meta["files"]) == _data_files(tmp_path) and meta["digest"]
+
+
+# ------------------------------------------------------------------------------------------
+# Integrity: damaged checkpoints are detected at restore and skipped by the fallback
+# ------------------------------------------------------------------------------------------
+
+
+def _small_tree(scale):
+    """A few arrays, a typed key and a zero-size leaf."""
+    return {
+        "a": jnp.arange(600, dtype=jnp.float32).reshape(20, 30) * scale,
+        "b": jnp.arange(7, dtype=jnp.int16) - scale,
+        "key": jax.random.split(jax.random.key(scale), 3),
+        "empty": jnp.zeros((0, 4), jnp.float32),
+        "flag": jnp.array(scale % 2 == 0),
+    }
+
+
+_SMALL_LIKE = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), _small_tree(1))
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory):
+    """Steps 1 and 2 of the small tree, saved once; each test damages a copy of step 2."""
+    directory = tmp_path_factory.mktemp("pristine")
+    checkpoint.save(directory, _small_tree(1), 1, metadata={"run": "x"})
+    checkpoint.save(directory, _small_tree(2), 2, metadata={"run": "x"})
+    return directory
+
+
+def _data_files(directory, step=2):
+    """The files of a checkpoint's arrays (everything orbax wrote under state/)."""
+    root = directory / str(step)
+    files = sorted(str(p.relative_to(root)) for p in (root / "state").rglob("*") if p.is_file())
+    assert len(files) >= 3, files  # orbax's OCDBT layout: manifest, index and data files
+    return files
+
+
+def _truncate(path):
+    os.truncate(path, path.stat().st_size // 2)
+
+
+def _bytes_at(fraction):
+    def damage(path):
+        data = bytearray(path.read_bytes())
+        offset = min(int(len(data) * fraction), len(data) - 1)
+        rng = np.random.default_rng(offset)
+        for i in range(offset, min(offset + 4, len(data))):  # 4 random bytes, each changed
+            data[i] ^= int(rng.integers(1, 256))
+        path.write_bytes(bytes(data))
+    return damage
+
+
+# damage -> the words the error must contain ("{file}" is the damaged file's name)
+_FILE_DAMAGE = {
+    "truncated": (_truncate, "file {file} has"),
+    "deleted": (os.remove, "file {file} is missing"),
+    **{f"random bytes at {f:.0%}": (_bytes_at(f), "file {file} fails its sha256")
+       for f in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)},
+}
+
+
+def _assert_fallback(directory, step_dir, match):
+    """Step 2 is refused with a clear CheckpointError; the fallback restores step 1."""
+    with pytest.raises(checkpoint.CheckpointError, match=match) as info:
+        checkpoint.restore(directory, _SMALL_LIKE, step=2)
+    assert str(step_dir) in str(info.value) and "tensorstore_spec" not in str(info.value)
+    state, step, skipped = checkpoint.restore_latest_intact(directory, _SMALL_LIKE)
+    assert step == 1 and [s for s, _ in skipped] == [2] and str(step_dir) in skipped[0][1]
+    assert_bitwise_equal(_small_tree(1), state)
+
+
+@pytest.mark.parametrize("damage", list(_FILE_DAMAGE))
+def test_a_damaged_data_file_is_detected_and_skipped(pristine, tmp_path, damage):
+    """Every file orbax wrote, one at a time: truncated, deleted, or with random bytes at
+    six offsets from the first byte to the last."""
+    function, words = _FILE_DAMAGE[damage]
+    for name in _data_files(pristine):
+        directory = tmp_path / name.replace("/", "_")
+        shutil.copytree(pristine, directory)
+        function(directory / "2" / name)
+        _assert_fallback(directory, directory / "2",
+                         re.escape(words.format(file=name)))
+
+
+def _rewrite_meta(edit):
+    def damage(path):
+        meta = json.loads(path.read_text())
+        edit(meta)
+        path.write_text(json.dumps(meta))
+    return damage
+
+
+def _fix_digest(meta):
+    meta["digest"] = checkpoint._digest(meta)
+
+
+# damage of meta.json -> the words the error must contain
+_META_DAMAGE = {
+    "deleted": (os.remove, "meta.json is missing"),
+    "truncated": (_truncate, "meta.json is unreadable"),
+    "emptied": (lambda p: p.write_text(""), "meta.json is unreadable"),
+    "random bytes": (_bytes_at(0.5), "meta.json (is unreadable|does not match its digest)"),
+    "not utf-8": (lambda p: p.write_bytes(b"\xff\xfe" + p.read_bytes()[2:]),
+                  "meta.json is unreadable"),
+    "a shape edited": (_rewrite_meta(lambda m: m["leaves"][0].update(shape=[30, 20])),
+                       "meta.json does not match its digest"),
+    "metadata edited": (_rewrite_meta(lambda m: m["metadata"].update(run="y")),
+                        "meta.json does not match its digest"),
+    "another format": (_rewrite_meta(lambda m: m.update(format=1)), "format 1, expected 2"),
+    # consistent meta.json, wrong checksum of a leaf: caught after orbax's read
+    "a leaf's checksum": (_rewrite_meta(lambda m: (m["leaves"][0].update(sha256="0" * 64),
+                                                   _fix_digest(m))),
+                          "leaf a fails its sha256 checksum"),
+}
+
+
+@pytest.mark.parametrize("damage", list(_META_DAMAGE))
+def test_damaged_metadata_is_detected_and_skipped(pristine, tmp_path, damage):
+    function, words = _META_DAMAGE[damage]
+    shutil.copytree(pristine, tmp_path, dirs_exist_ok=True)
+    function(tmp_path / "2" / "meta.json")
+    _assert_fallback(tmp_path, tmp_path / "2", words)
+    if damage != "deleted":  # complete but damaged: still the latest step on disk
+        assert checkpoint.latest_step(tmp_path) == 2
+        if "leaf" not in damage:  # meta.json itself is damaged
+            with pytest.raises(checkpoint.CheckpointError, match=words):
+                checkpoint.load_metadata(tmp_path)
+
+
+def test_orbax_read_errors_become_a_short_checkpoint_error(pristine, tmp_path, monkeypatch):
+    """Should a damaged file get past the file checks, orbax's error is wrapped: one line
+    that names the checkpoint, the original chained."""
+    shutil.copytree(pristine, tmp_path, dirs_exist_ok=True)
+    monkeypatch.setattr(checkpoint, "_check_files", lambda path, meta: None)
+    for name in _data_files(tmp_path):
+        os.remove(tmp_path / "2" / name)
+    with pytest.raises(checkpoint.CheckpointError, match="orbax could not read its arrays") \
+            as info:
+        checkpoint.restore(tmp_path, _SMALL_LIKE, 2)
+    assert str(tmp_path / "2") in str(info.value) and info.value.__cause__ is not None
+    assert len(str(info.value)) < 600
+
+
+def test_fallback_reports_every_damaged_step_and_fails_when_none_is_intact(pristine,
+                                                                           tmp_path):
+    shutil.copytree(pristine, tmp_path, dirs_exist_ok=True)
+    checkpoint.save(tmp_path, _small_tree(3), 3)
+    _truncate(tmp_path / "3" / _data_files(tmp_path, 3)[-1])
+    os.remove(tmp_path / "2" / "meta.json")
+    state, step, skipped = checkpoint.restore_latest_intact(tmp_path, _SMALL_LIKE)
+    assert step == 1 and [s for s, _ in skipped] == [3, 2]
+    assert "truncated" in skipped[0][1] and "meta.json is missing" in skipped[1][1]
+    assert_bitwise_equal(_small_tree(1), state)
+    assert checkpoint.latest_step(tmp_path) == 3  # the newest on disk, damaged or not
+
+    _bytes_at(0.5)(tmp_path / "1" / "meta.json")
+    with pytest.raises(checkpoint.CheckpointError, match=r"(?s)no intact checkpoint.*/3 "
+                       r".*/2 .*/1 "):
+        checkpoint.restore_latest_intact(tmp_path, _SMALL_LIKE)
+    with pytest.raises(FileNotFoundError):
+        checkpoint.restore_latest_intact(tmp_path / "nothing", _SMALL_LIKE)
+
+
+def test_a_mismatched_like_is_not_damage_and_is_not_skipped(pristine):
+    like = dict(_SMALL_LIKE, b=jax.ShapeDtypeStruct((8,), jnp.int16))
+    with pytest.raises(ValueError, match=r"b: checkpoint int16\[7\], expected int16\[8\]") as info:
+        checkpoint.restore_latest_intact(pristine, like)
+    assert not isinstance(info.value, checkpoint.CheckpointError)
+    more_keys = dict(_SMALL_LIKE, key=jax.ShapeDtypeStruct((4,), _SMALL_LIKE["key"].dtype))
+    with pytest.raises(ValueError, match=r"key: checkpoint key<fry>\[3\], expected "
+                                         r"key<fry>\[4\]"):
+        checkpoint.restore_latest_intact(pristine, more_keys)
+    raw = dict(_SMALL_LIKE, b=jax.random.key(0))
+    with pytest.raises(ValueError, match=r"b: `like` has a PRNG key, the checkpoint raw int16"):
+        checkpoint.restore(pristine, raw)
+
+
+def test_a_damaged_step_is_replaced_by_an_overwrite_and_older_steps_can_be_saved(pristine,
+                                                                                 tmp_path):
+    """After a resume fell back from a damaged step 2 to step 1, training saves steps below
+    and at the damaged one again."""
+    shutil.copytree(pristine, tmp_path, dirs_exist_ok=True)
+    _truncate(tmp_path / "2" / _data_files(tmp_path)[0])
+    checkpoint.save(tmp_path, _small_tree(5), 0)  # below the newest step
+    assert checkpoint.all_steps(tmp_path) == [0, 1, 2]
+    with pytest.raises(FileExistsError):
+        checkpoint.save(tmp_path, _small_tree(2), 2)
+    checkpoint.save(tmp_path, _small_tree(2), 2, overwrite=True, keep=2)
+    assert checkpoint.all_steps(tmp_path) == [1, 2]
+    state, step, skipped = checkpoint.restore_latest_intact(tmp_path, _SMALL_LIKE)
+    assert step == 2 and skipped == []
+    assert_bitwise_equal(_small_tree(2), state)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["1", "2"]
+
+
+def test_bad_settings_fail_before_anything_is_written(tmp_path):
+    for keep in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="keep must be an integer >= 1 or None"):
+            checkpoint.check_settings(keep=keep)
+        with pytest.raises(ValueError, match="keep must be"):
+            checkpoint.save(tmp_path / "ckpt", {"x": jnp.zeros(2)}, 1, keep=keep)
+    assert not (tmp_path / "ckpt").exists()
+    checkpoint.check_settings(keep=None)
+    checkpoint.check_settings(keep=3, directory=tmp_path / "new" / "ckpt")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match="is not a directory"):
+        checkpoint.check_settings(directory=tmp_path / "file")
+    with pytest.raises(TypeError):  # not JSON-serialisable metadata: nothing written either
+        checkpoint.save(tmp_path / "ckpt", {"x": jnp.zeros(2)}, 1, metadata={"f": object()})
+    assert not (tmp_path / "ckpt").exists()
