@@ -1,0 +1,278 @@
+"""The run directory of ``purea2c train``: its file names, ``config.json`` and ``run.json``,
+and loading a run's config and checkpointed state.
+
+    runs/<env>-<timestamp>/
+      config.json           every `Config` field (`config_from_json` rebuilds it)
+      run.json              seeds, base seed, chunk length, versions, command, status
+      metrics.csv           one row per iteration and seed (long format), updated every chunk
+      metrics.parquet       the same table, columnar (``pandas.read_parquet``)
+      learning_curve.png    mean training return over seeds with a 95% band
+      checkpoints/<iter>/   the whole vmapped `TrainState` (orbax, atomic), see checkpoint.py
+      evaluation.json       greedy returns per seed (train's final evaluation, ``evaluate``)
+      tensorboard/          scalars, with ``--tensorboard``
+      render.gif            from ``purea2c render``
+
+Every JSON file is strict JSON: non-finite floats are written as ``null``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import math
+import os
+import pathlib
+from typing import Any, Sequence
+
+import jax
+import numpy as np
+
+from purea2c import checkpoint, flags
+from purea2c.config import Config
+from purea2c.errors import RunError
+from purea2c.training import init
+
+CONFIG_JSON = "config.json"
+RUN_JSON = "run.json"
+METRICS_CSV = "metrics.csv"
+METRICS_PARQUET = "metrics.parquet"
+CURVE_PNG = "learning_curve.png"
+CHECKPOINTS = "checkpoints"
+EVALUATION_JSON = "evaluation.json"
+TENSORBOARD = "tensorboard"
+RENDER_GIF = "render.gif"
+
+# Recorded in run.json; benchmarks record these and more.
+VERSIONED = ("purea2c", "jax", "jaxlib", "flax", "optax", "gymnax", "orbax-checkpoint")
+
+
+# ------------------------------------------------------------------------------------------
+# JSON
+# ------------------------------------------------------------------------------------------
+
+
+def jsonable(obj: Any) -> Any:
+    """``obj`` with non-finite floats as None and numpy/JAX scalars as Python numbers, so that
+    ``json.dumps(..., allow_nan=False)`` accepts it."""
+    if isinstance(obj, dict):
+        return {k: jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, (np.generic, np.ndarray, jax.Array)) and np.ndim(obj) == 0:
+        obj = np.asarray(obj).item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def write_json(path: pathlib.Path, data: Any) -> None:
+    """Writes ``data`` as strict JSON (NaN and inf as null), atomically (temporary name, then
+    rename)."""
+    text = json.dumps(jsonable(data), indent=2, allow_nan=False)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(text + "\n")
+    os.replace(tmp, path)
+
+
+def read_json(path: pathlib.Path) -> Any:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise RunError(f"cannot read {path}: {' '.join(str(e).split())}") from e
+
+
+def dist_versions(names: Sequence[str] = VERSIONED) -> dict[str, str | None]:
+    """Installed versions of the distributions ``names`` (None when not installed)."""
+    from importlib import metadata
+
+    out: dict[str, str | None] = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# config.json
+# ------------------------------------------------------------------------------------------
+
+
+def config_to_json(config: Config, fallback: Any = None) -> dict[str, Any]:
+    """Every field of ``config`` as JSON values (tuples become lists, scalar arrays numbers).
+
+    A value JSON cannot hold (an environment object, a batch of values) raises `RunError`,
+    or is written as ``fallback(value)`` when ``fallback`` is given (e.g. ``repr``)."""
+    out = {}
+    for field in dataclasses.fields(Config):
+        value = getattr(config, field.name)
+        if isinstance(value, tuple):
+            value = list(value)
+        elif isinstance(value, (np.generic, np.ndarray, jax.Array)) and np.ndim(value) == 0:
+            value = np.asarray(value).item()
+        elif not isinstance(value, (str, int, float, bool, type(None))):
+            if fallback is None:
+                raise RunError(f"Config.{field.name}={value!r} cannot be written to "
+                               f"{CONFIG_JSON}; the command line handles environments "
+                               "given by their gymnax name")
+            value = fallback(value)
+        out[field.name] = value
+    return out
+
+
+def config_from_json(data: Any, source: str = CONFIG_JSON) -> Config:
+    """Inverse of `config_to_json`; fields missing from ``data`` take their defaults. A field
+    of the wrong type (or null) or an invalid value raises `RunError` naming the field."""
+    if not isinstance(data, dict):
+        raise RunError(f"{source} must hold a JSON object of Config fields, got "
+                       f"{type(data).__name__}")
+    unknown = sorted(set(data) - set(flags.fields()))
+    if unknown:
+        raise RunError(f"{source} has fields this version of purea2c does not know: "
+                       f"{unknown}")
+    try:
+        values = {name: flags.json_field_value(name, value) for name, value in data.items()}
+        return Config(**values)
+    except ValueError as e:
+        raise RunError(f"{source}: {e}") from e
+
+
+# ------------------------------------------------------------------------------------------
+# run.json
+# ------------------------------------------------------------------------------------------
+
+# field -> (smallest value, description): the fields train and evaluate read back.
+_RUN_FIELDS = {"seeds": 1, "seed": None, "chunk_iterations": 1}
+
+
+def check_run_info(info: Any, source: str = RUN_JSON) -> dict[str, Any]:
+    """``info`` (a parsed run.json) if the fields purea2c reads back have valid values, else
+    `RunError` naming the field."""
+    if not isinstance(info, dict):
+        raise RunError(f"{source} must hold a JSON object, got {type(info).__name__}")
+    for name, minimum in _RUN_FIELDS.items():
+        value = info.get(name)
+        rule = "an int" if minimum is None else f"an int >= {minimum}"
+        if isinstance(value, bool) or not isinstance(value, int) or (
+                minimum is not None and value < minimum):
+            raise RunError(f"{source}: field {name} must be {rule}, got {json.dumps(value)}")
+    return info
+
+
+def new_run_info(config: Config, num_seeds: int, seed: int, chunk: int, preset: str | None,
+                 command: str) -> dict[str, Any]:
+    """The run.json of a new run (status "created")."""
+    return {
+        "seeds": num_seeds,
+        "seed": seed,
+        "chunk_iterations": min(chunk, config.num_iterations),
+        "num_iterations": config.num_iterations,
+        "env_steps_per_seed": config.num_iterations * config.steps_per_iteration,
+        "preset": preset,
+        "keys": f"jax.random.split(jax.random.key({seed}), {num_seeds})",
+        "created": datetime.datetime.now().isoformat(timespec="seconds"),
+        "command": command,
+        "versions": {**dist_versions(), "backend": jax.default_backend()},
+        "status": "created",
+    }
+
+
+def set_status(run_dir: pathlib.Path, info: dict[str, Any], status: str) -> None:
+    info["status"] = status
+    write_json(run_dir / RUN_JSON, info)
+
+
+# ------------------------------------------------------------------------------------------
+# the directory
+# ------------------------------------------------------------------------------------------
+
+
+def env_name(config: Config) -> str:
+    return config.env if isinstance(config.env, str) else type(config.env).__name__
+
+
+def default_run_dir(env: str, root: str = "runs") -> pathlib.Path:
+    """``runs/<env>-<YYYYmmdd-HHMMSS>`` (with a suffix if that exists)."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = pathlib.Path(root) / f"{env}-{stamp}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
+def is_run_dir(path: pathlib.Path) -> bool:
+    return (path / RUN_JSON).is_file()
+
+
+def new_dir_problem(path: pathlib.Path) -> str | None:
+    """Why a new run cannot be written to ``path`` (None if it can): it must be a new or
+    empty folder that this process can write to."""
+    if path.exists():
+        if not path.is_dir():
+            return f"{path} exists and is not a folder"
+        if is_run_dir(path):
+            return (f"{path} already holds a run; continue it with "
+                    f"`purea2c train --resume {path}` or choose another --out")
+        if any(path.iterdir()):
+            return (f"{path} exists and is not a purea2c run directory (it holds other files); "
+                    "choose a new or empty folder")
+        return None if _writable(path) else f"{path} is not writable"
+    parent = path.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"cannot create {path}: {parent} is not a folder"
+    if not _writable(parent):
+        return f"cannot create {path}: {parent} is not writable"
+    return None
+
+
+def _writable(folder: pathlib.Path) -> bool:
+    return os.access(folder, os.W_OK | os.X_OK)
+
+
+def load_run(run_dir: str | os.PathLike) -> tuple[Config, dict[str, Any]]:
+    """``(config, run_info)`` of a run directory written by ``purea2c train``."""
+    run_dir = pathlib.Path(run_dir)
+    if not (run_dir / CONFIG_JSON).is_file() or not (run_dir / RUN_JSON).is_file():
+        raise RunError(f"{run_dir} is not a purea2c run directory (no {CONFIG_JSON} and "
+                       f"{RUN_JSON}); make one with: purea2c train --out {run_dir}")
+    config = config_from_json(read_json(run_dir / CONFIG_JSON), str(run_dir / CONFIG_JSON))
+    info = check_run_info(read_json(run_dir / RUN_JSON), str(run_dir / RUN_JSON))
+    return config, info
+
+
+def abstract_state(config: Config, num_seeds: int) -> Any:
+    """Shapes and dtypes of a fresh vmapped `TrainState` (``jax.eval_shape``, no compile)."""
+    keys = jax.random.split(jax.random.key(0), num_seeds)
+    return jax.eval_shape(jax.vmap(init, in_axes=(0, None)), keys, config)
+
+
+def restore_state(run_dir: pathlib.Path, config: Config, num_seeds: int,
+                  step: int | None = None) -> Any:
+    """The run's checkpoint ``step`` (default: the latest) as a vmapped `TrainState`."""
+    ckpt_dir = pathlib.Path(run_dir) / CHECKPOINTS
+    if checkpoint.latest_step(ckpt_dir) is None:
+        raise RunError(f"{run_dir} has no checkpoint yet")
+    try:
+        return checkpoint.restore(ckpt_dir, abstract_state(config, num_seeds), step)
+    except FileNotFoundError as e:
+        raise RunError(" ".join(str(e).split())) from e
+
+
+def load_state(run_dir: str | os.PathLike, step: int | None = None) -> tuple[Config, dict, Any]:
+    """``(config, run_info, state)``: the run's checkpoint ``step`` (default: the latest),
+    a `TrainState` with a leading ``[seeds]`` axis."""
+    config, info = load_run(run_dir)
+    return config, info, restore_state(pathlib.Path(run_dir), config, info["seeds"], step)
+
+
+def seed_params(state: Any, index: int) -> Any:
+    """The parameters of one seed of a vmapped state."""
+    return jax.tree.map(lambda x: x[index], state.params)

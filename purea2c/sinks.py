@@ -1,0 +1,290 @@
+"""Where a training run's metrics and states go between chunks: output sinks.
+
+A sink is called after each chunk with ``(iteration, {metric: [seeds, iters]})`` (the
+iteration count after the chunk) and closed at the end; `run_loop.run_in_chunks` takes
+them as callbacks. `Checkpoints` is the one sink of states, ``(iteration, state)``.
+
+- `MetricsLog`: ``metrics.csv`` (appended every chunk) and ``metrics.parquet``;
+- `TensorBoard`: scalars, the mean over seeds (tensorboardX);
+- `Progress`: a rich progress bar on a terminal, plain lines every 10% otherwise;
+- `Checkpoints`: orbax checkpoints of the whole vmapped state, every N seconds.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import pathlib
+import time
+from typing import Any, Callable, Iterable, Protocol
+
+import numpy as np
+
+from purea2c import checkpoint
+from purea2c.errors import RunError
+from purea2c.plots import nanmean, running_mean_return
+from purea2c.run_dir import METRICS_CSV, METRICS_PARQUET
+
+
+class Sink(Protocol):
+    def __call__(self, iteration: int, metrics: dict[str, np.ndarray]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class MetricsLog:
+    """Per-iteration metrics of every seed, in memory and in ``metrics.csv``.
+
+    The CSV has one row per (iteration, seed); floats are written with ``repr`` so they read
+    back bitwise. On resume, rows past the checkpoint are dropped.
+    """
+
+    def __init__(self, run_dir: pathlib.Path, fields: tuple[str, ...],
+                 dtypes: dict[str, np.dtype], num_seeds: int, keep_iterations: int):
+        self.path = run_dir / METRICS_CSV
+        self.fields = fields
+        self.dtypes = dtypes
+        self.num_seeds = num_seeds
+        self.blocks: list[dict[str, np.ndarray]] = []  # each {name: [seeds, iters]}
+        columns = ["iteration", "seed", *fields]
+        kept: list[list[str]] = []
+        if self.path.exists() and keep_iterations > 0:
+            with open(self.path, newline="") as f:
+                reader = csv.reader(f)
+                header = next(reader, None)
+                if header != columns:
+                    raise RunError(f"{self.path} has columns {header}, expected {columns}")
+                try:
+                    kept = [row for row in reader if int(row[0]) <= keep_iterations]
+                except (ValueError, IndexError) as e:
+                    raise RunError(f"{self.path} has a malformed row: {e}") from e
+            if len(kept) != keep_iterations * num_seeds:
+                raise RunError(f"{self.path} holds {len(kept)} rows up to iteration "
+                               f"{keep_iterations}, expected {keep_iterations * num_seeds}")
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(columns)
+            writer.writerows(kept)
+        os.replace(tmp, self.path)
+        if kept:
+            block = {}
+            for j, name in enumerate(fields):
+                values = np.array([self._parse(row[2 + j], name) for row in kept],
+                                  dtype=dtypes[name])
+                block[name] = values.reshape(keep_iterations, num_seeds).T
+            self.blocks.append(block)
+        self.iterations = keep_iterations
+        self._file = open(self.path, "a", newline="")
+        self._writer = csv.writer(self._file)
+
+    def _parse(self, text: str, name: str) -> Any:
+        kind = np.dtype(self.dtypes[name]).kind
+        if kind == "b":
+            return text in ("1", "True", "true")
+        return int(text) if kind in "iu" else float(text)
+
+    @staticmethod
+    def _format(value: Any) -> str:
+        if isinstance(value, (np.floating, float)):
+            return repr(float(value))
+        if isinstance(value, (np.bool_, bool)):
+            return str(int(value))
+        return str(int(value))
+
+    def __call__(self, iteration: int, metrics: dict[str, np.ndarray]) -> None:
+        self.append(metrics)
+
+    def append(self, metrics: dict[str, np.ndarray]) -> None:
+        """``metrics``: ``{name: [seeds, iters]}`` of the iterations after the current ones."""
+        count = next(iter(metrics.values())).shape[1]
+        rows = []
+        for i in range(count):
+            for s in range(self.num_seeds):
+                rows.append([str(self.iterations + i + 1), str(s)]
+                            + [self._format(metrics[name][s, i]) for name in self.fields])
+        self._writer.writerows(rows)
+        self._file.flush()
+        self.blocks.append(metrics)
+        self.iterations += count
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """``{name: [seeds, iterations]}`` of everything logged."""
+        if not self.blocks:
+            return {name: np.zeros((self.num_seeds, 0), self.dtypes[name]) for name in self.fields}
+        return {name: np.concatenate([b[name] for b in self.blocks], axis=1)
+                for name in self.fields}
+
+    def tail(self, width: int) -> dict[str, np.ndarray]:
+        """``{name: [seeds, <= width]}`` of the last ``width`` iterations."""
+        blocks, count = [], 0
+        for block in reversed(self.blocks):
+            if count >= width:
+                break
+            blocks.append(block)
+            count += next(iter(block.values())).shape[1]
+        return {name: np.concatenate([b[name] for b in reversed(blocks)], axis=1)[:, -width:]
+                for name in self.fields}
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """The long table: ``iteration``, ``seed`` and one column per metric."""
+        arrays = self.arrays()
+        iters = np.repeat(np.arange(1, self.iterations + 1, dtype=np.int64), self.num_seeds)
+        seeds = np.tile(np.arange(self.num_seeds, dtype=np.int64), self.iterations)
+        out = {"iteration": iters, "seed": seeds}
+        out.update({name: arrays[name].T.reshape(-1) for name in self.fields})
+        return out
+
+    def write_parquet(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        path = self.path.with_name(METRICS_PARQUET)
+        tmp = path.with_name(path.name + ".tmp")
+        pq.write_table(pa.table(self.columns()), tmp)
+        os.replace(tmp, path)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class TensorBoard:
+    """Scalars ``train/<metric>`` (mean over seeds, finite values only) at env steps."""
+
+    def __init__(self, logdir: pathlib.Path, purge_step: int | None):
+        try:
+            from tensorboardX import SummaryWriter
+        except ImportError as e:
+            raise RunError("--tensorboard needs tensorboardX: "
+                           "pip install 'purea2c[tensorboard]'") from e
+        self.writer = SummaryWriter(logdir=str(logdir), purge_step=purge_step)
+
+    def __call__(self, iteration: int, metrics: dict[str, np.ndarray]) -> None:
+        steps = metrics["env_steps"][0]
+        for i in range(steps.shape[0]):
+            for name, values in metrics.items():
+                if name == "env_steps":
+                    continue
+                value = float(nanmean(np.asarray(values[:, i], np.float64)))
+                if math.isfinite(value):
+                    self.writer.add_scalar(f"train/{name}", value, int(steps[i]))
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def recent_return(tail: dict[str, np.ndarray]) -> float | None:
+    """The mean return over seeds of the episodes that finished in ``tail``'s iterations
+    (``{metric: [seeds, iters]}``); NaN when any of them is not finite or an iteration's
+    ``finite`` flag is False (diverged); None when no episode finished."""
+    returns = np.asarray(tail["episode_return"], np.float64)
+    episodes = tail.get("episodes")
+    finished = np.asarray(episodes) > 0 if episodes is not None else np.isfinite(returns)
+    if "finite" in tail and not np.asarray(tail["finite"], bool).all():
+        return math.nan
+    if (finished & ~np.isfinite(returns)).any():
+        return math.nan
+    if returns.size == 0 or not finished.any():
+        return None
+    smooth = running_mean_return(returns, episodes, returns.shape[1])
+    return float(nanmean(smooth[:, -1]))
+
+
+def format_return(value: float | None) -> str:
+    """``value`` in 7 columns: ``-`` when no episode finished, ``nan`` when diverged."""
+    if value is None:
+        return "   -   "
+    if math.isnan(value):
+        return "  nan  "
+    return f"{value:7.1f}"
+
+
+class Progress:
+    """A rich progress bar on a terminal; plain lines every 10% otherwise. Shows env steps,
+    the recent mean training return (over the last ``width`` iterations) and steps/s."""
+
+    def __init__(self, total: int, done: int, num_seeds: int, steps_per_iteration: int,
+                 width: int, enabled: bool, history: dict[str, np.ndarray] | None = None):
+        from rich.console import Console
+
+        self.console = Console()
+        self.total, self.num_seeds = total, num_seeds
+        self.steps_per_iteration, self.width = steps_per_iteration, width
+        self.history = {k: v for k, v in (history or {}).items()
+                        if k in ("episode_return", "episodes", "finite")}
+        self.start_done, self.start_time = done, time.perf_counter()
+        self.rich = None
+        self.plain = enabled and not self.console.is_terminal
+        self.next_report = 0.0
+        if enabled and self.console.is_terminal:
+            from rich import progress as rp
+
+            self.rich = rp.Progress(
+                rp.TextColumn("[bold]training"), rp.BarColumn(),
+                rp.TextColumn("{task.completed:>,.0f}/{task.total:,.0f} env steps"),
+                rp.TextColumn("return [cyan]{task.fields[ret]}"),
+                rp.TextColumn("{task.fields[rate]}"),
+                rp.TimeElapsedColumn(), rp.TextColumn("eta"), rp.TimeRemainingColumn(),
+                console=self.console)
+            self.task = self.rich.add_task("train", total=total, completed=done, ret="  -  ",
+                                           rate="")
+            self.rich.start()
+        elif self.plain:
+            self.next_report = (math.floor(10 * done / total) + 1) / 10
+
+    def __call__(self, iteration: int, metrics: dict[str, np.ndarray]) -> None:
+        for name in ("episode_return", "episodes", "finite"):
+            if name in metrics:
+                old = self.history.get(name)
+                new = metrics[name] if old is None else np.concatenate([old, metrics[name]], 1)
+                self.history[name] = new[:, -self.width:]
+        self.update(iteration * self.steps_per_iteration, recent_return(self.history))
+
+    def update(self, done: int, recent: float | None) -> None:
+        elapsed = time.perf_counter() - self.start_time
+        rate = (done - self.start_done) * self.num_seeds / max(elapsed, 1e-9)
+        ret = format_return(recent)
+        if self.rich is not None:
+            self.rich.update(self.task, completed=done, ret=ret, rate=f"{rate:,.0f} steps/s")
+        elif self.plain and (done / self.total >= self.next_report or done == self.total):
+            print(f"  env steps {done:>11,}/{self.total:,} ({100 * done / self.total:3.0f}%)  "
+                  f"recent return {ret}  {rate:>11,.0f} steps/s", flush=True)
+            while self.next_report <= done / self.total:
+                self.next_report += 0.1
+
+    def close(self) -> None:
+        if self.rich is not None:
+            self.rich.stop()
+            self.rich = None
+
+
+class Checkpoints:
+    """Saves the vmapped state to ``ckpt_dir/<iteration>`` (keeping the newest ``keep``)
+    after the first chunk that ends ``interval`` seconds after the previous save (every
+    chunk if ``interval`` <= 0) and at ``final_iteration``; calls ``after_save()`` hooks
+    (e.g. the parquet copy of the metrics) after each save."""
+
+    def __init__(self, ckpt_dir: pathlib.Path, keep: int, interval: float,
+                 final_iteration: int, metadata: Callable[[int], dict[str, Any]],
+                 saved: int | None = None, after_save: Iterable[Callable[[], None]] = ()):
+        self.ckpt_dir, self.keep, self.interval = ckpt_dir, keep, interval
+        self.final_iteration, self.metadata = final_iteration, metadata
+        self.saved, self.last_save = saved, time.perf_counter()
+        self.after_save = list(after_save)
+
+    def __call__(self, iteration: int, state: Any) -> None:
+        if (self.interval <= 0 or time.perf_counter() - self.last_save >= self.interval
+                or iteration == self.final_iteration):
+            self.save(iteration, state)
+
+    def save(self, iteration: int, state: Any) -> None:
+        """Saves now, unless ``iteration`` is already saved."""
+        if self.saved == iteration:
+            return
+        checkpoint.save(self.ckpt_dir, state, iteration, keep=self.keep,
+                        metadata=self.metadata(iteration))
+        for hook in self.after_save:
+            hook()
+        self.saved, self.last_save = iteration, time.perf_counter()
