@@ -163,10 +163,11 @@ def _manager(directory: pathlib.Path, *, read_only: bool) -> Any:
     import orbax.checkpoint as ocp
 
     # Saves are synchronous (a checkpoint is complete when `save` returns); a writer removes
-    # the temporaries of interrupted saves when it opens the directory, a reader touches
-    # nothing (a training process may be saving next to it).
+    # the temporaries of interrupted saves when it opens the directory, a reader creates and
+    # removes nothing (a training process may be saving next to it). A reader is not
+    # orbax's `read_only` manager only because that one logs warnings at every restore.
     options = ocp.CheckpointManagerOptions(
-        create=not read_only, read_only=read_only, cleanup_tmp_directories=not read_only,
+        create=not read_only, cleanup_tmp_directories=not read_only,
         enable_async_checkpointing=False, max_to_keep=None)
     return ocp.CheckpointManager(directory, options=options, item_names=(_STATE,))
 
@@ -350,7 +351,11 @@ def _read_meta(path: pathlib.Path) -> dict[str, Any]:
         found = meta.get("format") if isinstance(meta, dict) else None
         raise CheckpointError(f"checkpoint {path}: {_META} has format {found!r}, expected "
                               f"{_FORMAT} (damaged, or written by another purea2c version)")
-    if meta.get("digest") != _digest(meta):
+    missing = {"leaves", "files", "metadata", "digest"} - set(meta)
+    if missing:
+        raise CheckpointError(f"checkpoint {path} is damaged: {_META} lacks "
+                              f"{sorted(missing)}")
+    if meta["digest"] != _digest(meta):
         raise CheckpointError(f"checkpoint {path} is damaged: {_META} does not match its "
                               "digest (the file was altered)")
     return meta

@@ -104,6 +104,10 @@ def test_generic_pytrees_with_empty_nodes_and_zero_size_leaves(tmp_path):
     raw = checkpoint.restore(tmp_path)  # no `like`: nested dict, keys as raw data
     np.testing.assert_array_equal(raw["a"], tree["a"])
     assert raw["nested"]["3"]["k"].dtype == np.uint32 and raw["empty"].shape == (0, 4)
+    only_empty = {"e": jnp.zeros((0,), jnp.float32), "k": jax.random.split(jax.random.key(0), 0)}
+    checkpoint.save(tmp_path, only_empty, step=1)
+    assert_bitwise_equal(only_empty, checkpoint.restore(
+        tmp_path, jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), only_empty)))
 
 
 def test_keep_and_overwrite(tmp_path):
@@ -401,3 +405,23 @@ def test_bad_settings_fail_before_anything_is_written(tmp_path):
     with pytest.raises(TypeError):  # not JSON-serialisable metadata: nothing written either
         checkpoint.save(tmp_path / "ckpt", {"x": jnp.zeros(2)}, 1, metadata={"f": object()})
     assert not (tmp_path / "ckpt").exists()
+
+
+def test_restoring_writes_nothing(pristine, tmp_path):
+    """A reader (e.g. an evaluation next to a running training) neither creates, changes
+    nor removes files; an unfinished save of another process stays untouched."""
+    shutil.copytree(pristine, tmp_path, dirs_exist_ok=True)
+    (tmp_path / "3.orbax-checkpoint-tmp").mkdir()
+
+    def snapshot():
+        return {str(p.relative_to(tmp_path)): (p.stat().st_mtime_ns, p.read_bytes())
+                for p in sorted(tmp_path.rglob("*")) if p.is_file()} | {
+                    str(p.relative_to(tmp_path)): "dir" for p in tmp_path.rglob("*")
+                    if p.is_dir()}
+
+    before = snapshot()
+    checkpoint.restore(tmp_path, _SMALL_LIKE)
+    checkpoint.restore(tmp_path, None, step=1)
+    checkpoint.restore_latest_intact(tmp_path, _SMALL_LIKE)
+    checkpoint.load_metadata(tmp_path)
+    assert snapshot() == before
