@@ -25,7 +25,10 @@ Integrity: `restore` checks the digest of ``meta.json``, the size and sha256 of 
 and the sha256 of every restored array; anything wrong (a missing, truncated or altered
 file, unreadable metadata) raises `CheckpointError` naming the checkpoint and the fault.
 A damaged checkpoint is never returned. `restore_latest_intact` falls back to the newest
-intact checkpoint and reports the ones it skipped.
+intact checkpoint and reports the ones it skipped. The per-file checksums are needed on top
+of the per-array ones: orbax's OCDBT layout holds files and bytes that a restore never reads
+(the per-process index and manifest, padding), so damage there would pass unnoticed by the
+arrays alone. Checkpoints of format 1 (before checksums) are refused as damaged.
 
 The functions are generic over the pytree: every leaf is stored under its tree path, so new
 fields of `TrainState` need no change here. Typed PRNG keys (``jax.random.key``), which orbax
