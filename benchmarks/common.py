@@ -11,7 +11,6 @@ import argparse
 import contextlib
 import datetime
 import faulthandler
-import importlib.metadata
 import json
 import math
 import os
@@ -25,6 +24,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import jax
+
+from purea2c.run_dir import config_to_json, dist_versions
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -53,16 +54,6 @@ def base_parser(description: str) -> argparse.ArgumentParser:
 def result_label(args: argparse.Namespace) -> str:
     label = args.label or jax.default_backend()
     return f"{label}-quick" if args.quick and not label.endswith("quick") else label
-
-
-def dist_versions(names: Sequence[str]) -> dict[str, str | None]:
-    out = {}
-    for name in names:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = None
-    return out
 
 
 def cpu_model() -> str:
@@ -292,22 +283,8 @@ def measure_training(config: Any, num_seeds: int | None = None, target_s: float 
 
 
 def config_record(config: Any) -> dict[str, Any]:
-    """The config's fields as plain JSON values."""
-    import dataclasses
-
-    out = {}
-    for f in dataclasses.fields(config):
-        value = getattr(config, f.name)
-        if isinstance(value, (str, int, float, bool)) or value is None:
-            out[f.name] = value
-        elif isinstance(value, tuple):
-            out[f.name] = list(value)
-        else:
-            try:
-                out[f.name] = float(value)
-            except (TypeError, ValueError):
-                out[f.name] = repr(value)
-    return out
+    """The config's fields as plain JSON values (a value JSON cannot hold as its repr)."""
+    return config_to_json(config, fallback=repr)
 
 
 # ------------------------------------------------------------------------------------------

@@ -9,15 +9,14 @@ with a uniform-random policy and with published figures.
 Results accumulate in benchmarks/results/learning.json (one entry per environment, replaced
 when that environment is rerun); learning.md and learning/<env>.png are rebuilt from it.
 Learning curves are the per-iteration mean return of the episodes that finished during
-training (sampled actions), averaged over seeds, with a 95% band (mean +- 1.96 standard
-errors over seeds).
+training (sampled actions), smoothed and averaged over seeds as ``purea2c train`` draws
+them (`purea2c.plots`), with a 95% band (mean +- 1.96 standard errors over seeds).
 """
 
 from __future__ import annotations
 
 import json
 import time
-import warnings
 from typing import Any
 
 import jax
@@ -25,7 +24,7 @@ import numpy as np
 
 import common
 import purea2c
-from purea2c import envs
+from purea2c import envs, plots
 from purea2c.evaluate import episode_returns
 
 ENVS = ["CartPole-v1", "Acrobot-v1", "MountainCar-v0", "Pendulum-v1",
@@ -113,33 +112,14 @@ def run_env(name: str, num_seeds: int, eval_episodes: int, quick: bool) -> dict[
     )
 
 
-def _smooth_mean_band(returns: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per seed, the mean of the last ``window`` iterations' finite values; then mean and
-    1.96 standard errors over seeds."""
-    seeds, iters = returns.shape
-    smoothed = np.full_like(returns, np.nan)
-    for i in range(iters):
-        w = returns[:, max(0, i - window + 1): i + 1]
-        ok = np.isfinite(w)
-        with np.errstate(invalid="ignore"):
-            smoothed[:, i] = np.where(ok.any(1), np.nansum(w, 1) / np.maximum(ok.sum(1), 1),
-                                      np.nan)
-    n = np.isfinite(smoothed).sum(0)
-    with warnings.catch_warnings():  # iterations before any episode ended are all-NaN
-        warnings.simplefilter("ignore", RuntimeWarning)
-        mean = np.nanmean(smoothed, 0)
-        se = np.nanstd(smoothed, 0) / np.sqrt(np.maximum(n, 1))
-    return mean, 1.96 * se
-
-
 def plot(entry: dict[str, Any]) -> str:
     plt = common.pyplot()
     steps = np.asarray(entry["curve_steps"])
-    returns = np.asarray(entry["curve_returns"], np.float64)
-    mean, band = _smooth_mean_band(returns, max(1, len(steps) // 50))
+    returns = np.asarray(entry["curve_returns"], np.float64)  # NaN (null) gaps
     fig, ax = plt.subplots(figsize=(6, 3.6))
-    ax.plot(steps, mean, label=f"purea2c, mean of {entry['seeds']} seeds")
-    ax.fill_between(steps, mean - band, mean + band, alpha=0.3, label="95% band over seeds")
+    plots.draw_learning_curve(ax, steps, returns, None, max(1, len(steps) // 50),
+                              label=f"purea2c, mean of {entry['seeds']} seeds",
+                              band_label="95% band over seeds")
     ax.axhline(entry["random_mean"], color="grey", ls="--", label="uniform random policy")
     if entry["threshold"] is not None:
         ax.axhline(entry["threshold"], color="green", ls=":", label="solve threshold")

@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 
 import purea2c
-from purea2c import checkpoint, cli
+from purea2c import checkpoint, cli, flags, rendering, run_loop, seed_evaluation
+from purea2c import run_dir as rundir
+from purea2c.errors import RunError
 
 # A tiny run: 4096 env steps = 16 iterations of 16 envs x 16 steps, two seeds, 16 chunks.
 TINY = ["--total-timesteps", "4096", "--seeds", "2"]
@@ -33,7 +35,7 @@ def _bits(tree):
 
 
 def _final_state(run_dir):
-    _, _, state = cli.load_state(run_dir)
+    _, _, state = rundir.load_state(run_dir)
     return state
 
 
@@ -78,54 +80,6 @@ def test_help_of_every_command_is_complete(capsys):
     assert "RUN_DIR" in render and "CartPole-v1" in render and ".gif" in render
 
 
-def _overrides(argv):
-    args = cli.build_parser().parse_args(["train", *argv])
-    return cli.config_overrides(args)
-
-
-def test_every_config_field_round_trips_through_its_flag():
-    """Each field's default, written as on a command line, parses back to itself: new Config
-    fields get working flags with no edit to the CLI."""
-    for field in dataclasses.fields(purea2c.Config):
-        default = getattr(purea2c.Config(), field.name)
-        flag = "--" + field.name.replace("_", "-")
-        if isinstance(default, bool):
-            argv = [flag if default else "--no-" + flag[2:]]
-        elif isinstance(default, tuple):
-            argv = [flag, *map(str, default)]
-        else:
-            argv = [flag, str(default)]
-        assert _overrides(argv) == {field.name: default}, field.name
-
-
-def test_flags_build_the_config():
-    overrides = _overrides(["--hidden-sizes", "32", "16", "--no-clear-buffer", "--gamma", "0.9",
-                            "--pi_learning_rate", "3e-4", "--env", "Acrobot-v1"])
-    assert overrides == {"hidden_sizes": (32, 16), "clear_buffer": False, "gamma": 0.9,
-                         "pi_learning_rate": 3e-4, "env": "Acrobot-v1"}
-    config = cli.make_config(None, overrides)
-    assert (config.hidden_sizes, config.clear_buffer, config.gamma) == ((32, 16), False, 0.9)
-    coax = cli.make_config("coax_a2c", {"gamma": 0.5})
-    assert coax == purea2c.Config.preset("coax_a2c", gamma=0.5)
-    assert cli.make_config(None, {}) == purea2c.Config()
-
-
-def test_chunks_divide_the_run():
-    assert cli.auto_chunk_iterations(384) == 3  # 128 chunks of 3
-    assert cli.auto_chunk_iterations(16) == 1
-    assert cli.auto_chunk_iterations(383) == 1  # a prime: chunks of one iteration
-    assert cli.auto_chunk_iterations(10_000) == 100
-    for n in (1, 7, 100, 250, 1024, 999):
-        k = cli.auto_chunk_iterations(n)
-        assert n % k == 0 and n // k >= min(n, 100)
-
-
-def test_config_json_round_trip():
-    config = purea2c.Config.preset("coax_a2c", hidden_sizes=(8,))
-    data = json.loads(json.dumps(cli.config_to_json(config)))
-    assert cli.config_from_json(data) == config
-
-
 def test_invalid_values_are_usage_errors(capsys, tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["train", "--gamma", "2", "--out", str(tmp_path / "x")])
@@ -140,15 +94,278 @@ def test_no_arguments_means_train_with_defaults(monkeypatch):
     seen = {}
 
     def fake_train(args, parser):
-        seen["config"] = cli.make_config(args.preset, cli.config_overrides(args))
+        seen["config"] = flags.make_config(args.preset, flags.config_overrides(args))
         seen["out"] = args.out
         return 0
 
     monkeypatch.setattr(cli, "_train", fake_train)
     assert cli.main([]) == 0
     assert seen == {"config": purea2c.Config(), "out": None}
-    path = cli.default_run_dir("CartPole-v1", root="runs")
+    path = rundir.default_run_dir("CartPole-v1", root="runs")
     assert path.parent.name == "runs" and path.name.startswith("CartPole-v1-")
+
+
+# ------------------------------------------------------------------------------------------
+# bad command lines: one line on stderr, no traceback, nothing compiled
+# ------------------------------------------------------------------------------------------
+
+# (argv, exit status, what stderr names). "{run}": a run directory with config.json and
+# run.json (2 seeds) but no checkpoint; "{tmp}": an empty folder; "{file}": a file. Train
+# command lines without --out or --resume get "--out {tmp}/out", which must not be created.
+BAD_INPUTS = [
+    # Config fields: validation's rule, reached with negative numbers as values
+    (["--pi-learning-rate", "-1e-3"], 2, ["pi_learning_rate", "must be > 0"]),
+    (["--pi-learning-rate", "0"], 2, ["pi_learning_rate", "must be > 0"]),
+    (["--v-learning-rate", "-1"], 2, ["v_learning_rate", "must be > 0"]),
+    (["--v_learning_rate", "-2.5E-4"], 2, ["v_learning_rate", "must be > 0"]),
+    (["--gamma", "2"], 2, ["gamma", "must be in [0, 1]"]),
+    (["--gamma", "-0.5"], 2, ["gamma", "must be in [0, 1]"]),
+    (["--gamma", "nan"], 2, ["gamma", "must be in [0, 1]"]),
+    (["--entropy-coef", "-0.1"], 2, ["entropy_coef", "must be >= 0"]),
+    (["--max-grad-norm", "0"], 2, ["max_grad_norm", "must be > 0"]),
+    (["--max-grad-norm", "-inf"], 2, ["max_grad_norm", "must be > 0"]),
+    (["--huber-delta", "-1"], 2, ["huber_delta", "must be > 0"]),
+    (["--target-tau", "0"], 2, ["target_tau", "must be in (0, 1]"]),
+    (["--target-tau", "1.5"], 2, ["target_tau", "must be in (0, 1]"]),
+    (["--ppo-epsilon", "0"], 2, ["ppo_epsilon", "must be > 0"]),
+    (["--reward-scale", "-1"], 2, ["reward_scale", "must be > 0"]),
+    (["--obs-clip", "-1"], 2, ["obs_clip", "must be > 0"]),
+    (["--reward-clip", "0"], 2, ["reward_clip", "must be > 0"]),
+    (["--sync-weight", "2"], 2, ["sync_weight", "must be in [0, 1]"]),
+    (["--log-std-init", "inf"], 2, ["log_std_init", "finite"]),
+    (["--num-envs", "0"], 2, ["num_envs", "must be >= 1"]),
+    (["--num-envs", "-4"], 2, ["num_envs", "must be >= 1"]),
+    (["--rollout-length", "0"], 2, ["rollout_length", "must be >= 1"]),
+    (["--n-step", "0"], 2, ["n_step", "must be >= 1"]),
+    (["--buffer-capacity", "0"], 2, ["buffer_capacity", "must be >= 1"]),
+    (["--batch-size", "0"], 2, ["batch_size", "must be >= 1"]),
+    (["--batch-size", "512"], 2, ["batch_size", "must be <= buffer_capacity"]),
+    (["--num-passes", "0"], 2, ["num_passes", "must be >= 1"]),
+    (["--total-timesteps", "0"], 2, ["total_timesteps", "must be >= 1"]),
+    (["--total-timesteps", "10"], 2, ["total_timesteps", "one iteration"]),
+    (["--hidden-sizes", "0"], 2, ["hidden_sizes", "ints >= 1"]),
+    (["--hidden-sizes", "-1", "64"], 2, ["hidden_sizes", "ints >= 1"]),
+    (["--cnn-channels"], 2, ["cnn_channels", "non-empty"]),
+    (["--cnn-kernel-size", "0"], 2, ["cnn_kernel_size", "must be >= 1"]),
+    (["--sde-sample-freq", "-1"], 2, ["sde_sample_freq", "must be >= 0"]),
+    (["--activation", "sigmoidx"], 2, ["activation", "must be one of"]),
+    (["--torso", "transformer"], 2, ["torso", "must be one of"]),
+    (["--optimizer", "sgd"], 2, ["optimizer", "must be one of"]),
+    (["--lr-schedule", "cosine"], 2, ["lr_schedule", "must be one of"]),
+    (["--exploration", "levy"], 2, ["exploration", "must be one of"]),
+    (["--value-loss", "l1"], 2, ["value_loss", "must be one of"]),
+    (["--policy-objective", "a3c"], 2, ["policy_objective", "must be one of"]),
+    (["--shared-torso", "half"], 2, ["shared_torso", "must be one of"]),
+    (["--env", "NoSuchEnv-v0"], 2, ["env", "unknown environment"]),
+    # flag syntax
+    (["--num-envs", "many"], 2, ["--num-envs", "invalid int value"]),
+    (["--gamma", "high"], 2, ["--gamma", "invalid float value"]),
+    (["--hidden-sizes", "64", "x"], 2, ["--hidden-sizes", "invalid int value"]),
+    (["--clear-buffer=maybe"], 2, ["--clear-buffer", "ignored explicit argument"]),
+    (["--pi-learning-rate"], 2, ["--pi-learning-rate", "expected one argument"]),
+    (["--preset", "nope"], 2, ["--preset", "invalid choice"]),
+    (["--foo"], 2, ["unrecognized arguments: --foo", "purea2c train"]),
+    (["train", "--foo", "1"], 2, ["unrecognized arguments: --foo 1", "purea2c train"]),
+    (["--pi-learn", "1e-3"], 2, ["unrecognized arguments: --pi-learn", "purea2c train"]),
+    (["--keep", "3"], 2, ["unrecognized arguments: --keep 3"]),
+    (["--total", "4096"], 2, ["unrecognized arguments: --total 4096"]),
+    (["fly"], 2, ["invalid choice: 'fly'"]),
+    # run flags, refused before anything is built
+    (["--seeds", "0"], 2, ["--seeds", "must be >= 1"]),
+    (["--seeds", "-2"], 2, ["--seeds", "must be >= 1"]),
+    (["--seed", str(2**64)], 2, ["--seed", "must be an int in"]),
+    (["--chunk-iterations", "0"], 2, ["--chunk-iterations", "must be >= 1"]),
+    (["--chunk-iterations", "-5"], 2, ["--chunk-iterations", "must be >= 1"]),
+    (["--keep-checkpoints", "0"], 2, ["--keep-checkpoints", "must be >= 1"]),
+    (["--keep-checkpoints", "-1"], 2, ["--keep-checkpoints", "must be >= 1"]),
+    (["--checkpoint-interval", "-1"], 2, ["--checkpoint-interval", "must be a number"]),
+    (["--checkpoint-interval", "nan"], 2, ["--checkpoint-interval", ">= 0"]),
+    (["--eval-episodes", "-1"], 2, ["--eval-episodes", "must be >= 0"]),
+    (["--seeds", "0", "--resume", "{run}"], 2, ["--seeds", "must be >= 1"]),
+    # output folders
+    (["--out", "{file}"], 2, ["--out", "is not a folder"]),
+    (["--out", "{file}/run"], 2, ["--out", "is not a folder"]),
+    (["--out", "{tmp}/other"], 2, ["--out", "not a purea2c run directory"]),
+    (["--out", "{run}"], 2, ["--out", "already holds a run", "--resume"]),
+    # --resume
+    (["--resume", "{run}", "--gamma", "0.5"], 2, ["--resume", "drop", "--gamma"]),
+    (["--resume", "{run}", "--out", "{tmp}/x"], 2, ["--resume", "drop", "--out"]),
+    (["--resume", "{tmp}"], 1, ["not a purea2c run directory"]),
+    (["--resume", "{run}:config.json:num_envs=null"], 1, ["config.json", "num_envs",
+                                                          "must be an int, got null"]),
+    (["--resume", "{run}:config.json:gamma=\"high\""], 1, ["gamma", "must be a number"]),
+    (["--resume", "{run}:config.json:gamma=2.0"], 1, ["gamma", "must be in [0, 1]"]),
+    (["--resume", "{run}:config.json:hidden_sizes=64"], 1, ["hidden_sizes", "list of ints"]),
+    (["--resume", "{run}:config.json:clear_buffer=null"], 1, ["clear_buffer", "must be a bool"]),
+    (["--resume", "{run}:config.json:colour=1"], 1, ["does not know", "colour"]),
+    (["--resume", "{run}:config.json:"], 1, ["config.json", "cannot read"]),
+    (["--resume", "{run}:run.json:seeds=null"], 1, ["run.json", "seeds", "must be an int >= 1"]),
+    (["--resume", "{run}:run.json:seeds=0"], 1, ["run.json", "seeds", "must be an int >= 1"]),
+    (["--resume", "{run}:run.json:chunk_iterations=\"4\""], 1, ["chunk_iterations", "int"]),
+    # evaluate
+    (["evaluate", "{run}", "--episodes", "0"], 2, ["--episodes", "must be >= 1"]),
+    (["evaluate", "{run}", "--episodes", "-3"], 2, ["--episodes", "must be >= 1"]),
+    (["evaluate", "{run}", "--step", "-1"], 2, ["--step", "must be >= 0"]),
+    (["evaluate", "{run}", "--seed", str(-2**64)], 2, ["--seed", "must be an int in"]),
+    (["evaluate", "{run}", "--foo"], 2, ["unrecognized arguments: --foo", "purea2c evaluate"]),
+    (["evaluate", "{run}", "--epi", "3"], 2, ["unrecognized arguments: --epi 3"]),
+    (["evaluate"], 2, ["required", "RUN_DIR"]),
+    (["evaluate", "{tmp}"], 1, ["not a purea2c run directory"]),
+    (["evaluate", "{run}"], 1, ["has no checkpoint yet"]),
+    (["evaluate", "{run}:run.json:seed=1.5"], 1, ["run.json", "seed", "must be an int"]),
+    # render
+    (["render", "{run}", "--scale", "0"], 2, ["--scale", "must be a finite number > 0"]),
+    (["render", "{run}", "--scale", "-2e-1"], 2, ["--scale", "must be a finite number > 0"]),
+    (["render", "{run}", "--max-steps", "0"], 2, ["--max-steps", "must be >= 1"]),
+    (["render", "{run}", "--seed-index", "-1"], 2, ["--seed-index", "must be >= 0"]),
+    (["render", "{run}", "--seed-index", "5"], 2, ["--seed-index", "must be in [0, 2)"]),
+    (["render", "{run}", "--out", "{file}/x.gif"], 2, ["--out", "not a writable folder"]),
+    (["render", "{run}", "--out", "{tmp}"], 2, ["--out", "is a folder"]),
+    (["render", "{run}"], 1, ["has no checkpoint yet"]),
+]
+
+
+@pytest.fixture
+def no_compilation(monkeypatch):
+    """Every way to build or run a program fails the test."""
+    def compiled(*args, **kwargs):
+        raise AssertionError("a program was built")
+
+    for module, name in ((run_loop, "vmapped_init"), (run_loop, "ChunkProgram"),
+                         (seed_evaluation, "evaluate_seeds"), (rendering, "render_gif"),
+                         (rundir, "abstract_state"), (checkpoint, "restore")):
+        monkeypatch.setattr(module, name, compiled)
+
+
+def _fake_run(path, edit=None):
+    """A run directory without checkpoints; ``edit`` = "file:field=json" changes one field
+    ("file:" alone empties the file)."""
+    path.mkdir()
+    files = {"config.json": rundir.config_to_json(TINY_CONFIG),
+             "run.json": {"seeds": 2, "seed": 0, "chunk_iterations": 1, "status": "finished"}}
+    texts = {name: json.dumps(data) for name, data in files.items()}
+    if edit:
+        name, change = edit.split(":", 1)
+        if change:
+            field, value = change.split("=", 1)
+            texts[name] = json.dumps({**files[name], field: json.loads(value)})
+        else:
+            texts[name] = ""
+    for name, text in texts.items():
+        (path / name).write_text(text)
+    return path
+
+
+def _exit_status(argv):
+    try:
+        return cli.main(argv)
+    except SystemExit as e:
+        return e.code
+
+
+@pytest.mark.parametrize("argv, status, names", BAD_INPUTS,
+                         ids=[" ".join(a)[:60] for a, _, _ in BAD_INPUTS])
+def test_a_bad_command_line_is_one_line_and_nothing_is_compiled(argv, status, names, tmp_path,
+                                                                 capsys, no_compilation):
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("not a run")
+    (tmp_path / "file").write_text("")
+    expanded = []
+    for arg in argv:
+        if arg.startswith("{run}"):
+            edit = arg[len("{run}:"):] if ":" in arg else None
+            arg = str(_fake_run(tmp_path / "run", edit))
+        expanded.append(arg.replace("{tmp}", str(tmp_path)).replace("{file}",
+                                                                    str(tmp_path / "file")))
+    command = argv[0] if argv[0] in ("evaluate", "render", "fly") else "train"
+    if command == "train" and "--out" not in argv and "--resume" not in argv:
+        expanded += ["--out", str(tmp_path / "out")]
+    start = time.perf_counter()
+    assert _exit_status(expanded) == status
+    assert time.perf_counter() - start < 20
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err + captured.out
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("purea2c: error: ")
+    for name in names:
+        assert name in lines[0], (name, lines[0])
+    assert not (tmp_path / "out").exists()  # no run directory was started
+    assert "COMMAND" not in lines[0] or command == "fly"  # the command's usage, not the top
+
+
+def test_bad_input_table_is_large():
+    assert len(BAD_INPUTS) >= 60
+
+
+class _FakeChunks:
+    """Stands in for `run_loop.ChunkProgram`: one seed, 16 env steps per iteration, one
+    episode of return 10 per iteration, iteration ``bad`` not finite."""
+
+    bad = 10
+
+    def __init__(self, state, config):
+        pass
+
+    def metric_dtypes(self, length):
+        return {"env_steps": np.dtype(np.int32), "episodes": np.dtype(np.int32),
+                "episode_return": np.dtype(np.float32), "finite": np.dtype(bool)}
+
+    def __call__(self, length):
+        def step(state, config):
+            its = np.arange(state + 1, state + length + 1)[None]
+            finite = its != self.bad
+            return state + length, {
+                "env_steps": (its * 256).astype(np.int32),
+                "episodes": np.ones_like(its, np.int32),
+                "episode_return": np.where(finite, 10.0, np.nan).astype(np.float32),
+                "finite": finite}
+        return step
+
+
+def test_training_stops_at_the_first_non_finite_iteration(tmp_path, monkeypatch, capsys):
+    """Chunks of 4, iteration 10 not finite: the run stops after the chunk 9-12 without
+    saving it, keeps iteration 8's checkpoint, logs the chunk, and exits with status 3."""
+    saved = []
+    monkeypatch.setattr(cli, "_start_state", lambda args, run_dir, config, info: (0, 0))
+    monkeypatch.setattr(run_loop, "ChunkProgram", _FakeChunks)
+    monkeypatch.setattr(sinks_module().checkpoint, "save",
+                        lambda d, state, it, keep, metadata: saved.append((it, state)))
+    run = tmp_path / "run"
+    status = cli.main(["--total-timesteps", "4096", "--out", str(run), "--chunk-iterations",
+                       "4", "--checkpoint-interval", "0", "--no-progress"])
+    assert status == cli.EXIT_DIVERGED == 3
+    assert saved == [(4, 4), (8, 8)]
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "diverged at iteration 10"
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "diverged at iteration 10/16" in err[0], err
+    assert "checkpoints/8" in err[0]
+    with open(run / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 12 and rows[9]["episode_return"] == "nan" and rows[9]["finite"] == "0"
+    assert not (run / "evaluation.json").exists()
+
+
+def sinks_module():
+    from purea2c import sinks
+
+    return sinks
+
+
+def test_evaluation_refuses_non_finite_parameters(tmp_path, monkeypatch, capsys):
+    import types
+
+    state = types.SimpleNamespace(params={"w": np.array([[1.0, 2.0], [np.nan, 0.0]])},
+                                  iteration=np.array([16, 16]))
+    monkeypatch.setattr(rundir, "load_state",
+                        lambda run_dir, step: (TINY_CONFIG, {"seeds": 2}, state))
+    monkeypatch.setattr(seed_evaluation, "evaluate_seeds", pytest.fail)
+    assert cli.main(["evaluate", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "seed 1 are not finite" in err[0] and "refused" in err[0]
+    assert seed_evaluation.nonfinite_seeds(state.params) == [1]
+    assert seed_evaluation.nonfinite_seeds({"w": np.ones((3, 2)), "i": np.zeros(3, int)}) == []
 
 
 # ------------------------------------------------------------------------------------------
@@ -158,7 +375,7 @@ def test_no_arguments_means_train_with_defaults(monkeypatch):
 
 def test_train_writes_the_run_directory(trained):
     pd = pytest.importorskip("pandas")
-    config = cli.config_from_json(json.loads((trained / "config.json").read_text()))
+    config = rundir.config_from_json(json.loads((trained / "config.json").read_text()))
     assert config == TINY_CONFIG
     info = json.loads((trained / "run.json").read_text())
     assert (info["seeds"], info["seed"], info["status"]) == (2, 0, "finished")
@@ -178,10 +395,10 @@ def test_train_writes_the_run_directory(trained):
     # The checkpoint is the documented computation: seed i from split(key(0), 2)[i], the
     # config's program run chunk by chunk.
     keys = jax.random.split(jax.random.key(0), 2)
-    state = cli._strip_weak_types(cli._vmapped_init(keys, config))
+    state = run_loop.strip_weak_types(run_loop.vmapped_init(keys, config))
     returns = []
     for _ in range(NUM_ITERATIONS):
-        state, metrics = cli._vmapped_run(state, config, 1)
+        state, metrics = run_loop.vmapped_run(state, config, 1)
         returns.append(np.asarray(metrics.episode_return)[:, 0])
     assert _bits(_final_state(trained)) == _bits(state)
     logged = table.pivot(index="iteration", columns="seed", values="episode_return").to_numpy()
@@ -197,6 +414,14 @@ def test_train_writes_the_run_directory(trained):
     assert any(p.name.startswith("events.out.tfevents")
                for p in (trained / "tensorboard").iterdir())
     assert checkpoint.latest_step(trained / "checkpoints") == NUM_ITERATIONS
+
+
+def test_run_files_are_strict_json(trained):
+    def refuse(constant):
+        raise AssertionError(f"{constant} is not JSON")
+
+    for name in ("config.json", "run.json", "evaluation.json"):
+        json.loads((trained / name).read_text(), parse_constant=refuse)
 
 
 def test_existing_run_directory_is_not_overwritten(trained, capsys):
@@ -260,24 +485,14 @@ def test_resume_after_a_hard_kill_drops_rows_past_the_checkpoint(trained, tmp_pa
     run_dir = tmp_path / "killed"
     shutil.copytree(trained, run_dir, ignore=shutil.ignore_patterns("checkpoints"))
     keys = jax.random.split(jax.random.key(0), 2)
-    state = cli._strip_weak_types(cli._vmapped_init(keys, TINY_CONFIG))
+    state = run_loop.strip_weak_types(run_loop.vmapped_init(keys, TINY_CONFIG))
     for _ in range(5):
-        state, _ = cli._vmapped_run(state, TINY_CONFIG, 1)
+        state, _ = run_loop.vmapped_run(state, TINY_CONFIG, 1)
     checkpoint.save(run_dir / "checkpoints", state, 5)
     assert cli.main(["train", "--resume", str(run_dir), "--eval-episodes", "0",
                      "--no-progress"]) == 0
     assert _bits(_final_state(run_dir)) == _bits(_final_state(trained))
     assert (run_dir / "metrics.csv").read_bytes() == (trained / "metrics.csv").read_bytes()
-
-
-def test_a_signal_asks_the_loop_to_stop_and_a_second_ctrl_c_aborts():
-    previous = signal.getsignal(signal.SIGTERM)
-    with cli._StopRequest() as stop:
-        os.kill(os.getpid(), signal.SIGTERM)
-        assert stop.signum == signal.SIGTERM
-        with pytest.raises(KeyboardInterrupt):
-            os.kill(os.getpid(), signal.SIGINT)
-    assert signal.getsignal(signal.SIGTERM) == previous
 
 
 # ------------------------------------------------------------------------------------------
@@ -291,8 +506,8 @@ def test_evaluate_command(trained, capsys):
     assert "seed   0" in out and "mean return" in out
     evaluation = json.loads((trained / "evaluation.json").read_text())
     # the same key and the final parameters: what train's own final evaluation found
-    config, _, state = cli.load_state(trained)
-    direct = cli._evaluate_seeds(config, state.params, 3, seed=0)
+    config, _, state = rundir.load_state(trained)
+    direct = seed_evaluation.evaluate_seeds(config, state.params, 3, seed=0)
     np.testing.assert_allclose(evaluation["mean_return_per_seed"], direct.mean(axis=1))
     assert evaluation["step"] == NUM_ITERATIONS
 
@@ -310,35 +525,6 @@ def test_render_command_writes_a_gif(trained, tmp_path, capsys):
     with Image.open(gif) as im:
         assert im.format == "GIF" and im.size == (300, 200)
         assert 2 <= im.n_frames <= steps + 1
-
-
-def test_render_refuses_environments_gymnax_cannot_draw(tmp_path):
-    config = purea2c.Config(env="DeepSea-bsuite")
-    with pytest.raises(cli.CommandError, match="gymnax cannot draw DeepSea-bsuite"):
-        cli.render_gif(config, None, tmp_path / "x.gif")
-    assert not (tmp_path / "x.gif").exists()
-
-
-def test_matplotlib_drawn_environments(tmp_path):
-    """Environments gymnax draws with matplotlib (here Catch) go through its Visualizer."""
-    import gymnax
-    from PIL import Image
-
-    env, params = gymnax.make("Catch-bsuite")
-    _, state = env.reset(jax.random.key(0), params)
-    states, rewards = [state], []
-    for t in range(3):
-        _, state, reward, _, _ = env.step_env(jax.random.key(t), state, jnp.int32(1), params)
-        states.append(state)
-        rewards.append(float(reward))
-    episode = cli.Episode(states, np.asarray(rewards))
-    frames, fps = cli.draw_frames(purea2c.Config(env="Catch-bsuite"), episode)
-    assert len(frames) == 4 and fps > 0
-    assert frames[0].ndim == 3 and frames[0].shape[2] == 3
-    assert not np.array_equal(frames[0], frames[-1])  # the ball moved
-    cli.write_gif(frames, tmp_path / "catch.gif", fps)
-    with Image.open(tmp_path / "catch.gif") as im:
-        assert im.n_frames >= 2
 
 
 def test_python_dash_m_help_runs_as_a_process():

@@ -1,0 +1,79 @@
+"""sinks.py: the progress display (nan when diverged, - when no episode finished), the
+metrics log's CSV, checkpoints on an interval."""
+
+import math
+
+import numpy as np
+import pytest
+
+from purea2c import sinks
+
+
+def _tail(returns, episodes, finite=None):
+    tail = {"episode_return": np.asarray(returns, np.float32),
+            "episodes": np.asarray(episodes, np.int32)}
+    if finite is not None:
+        tail["finite"] = np.asarray(finite, bool)
+    return tail
+
+
+def test_recent_return_tells_diverged_from_no_episode():
+    assert sinks.recent_return(_tail([[np.nan, np.nan]], [[0, 0]])) is None
+    assert math.isnan(sinks.recent_return(_tail([[np.nan, 5.0]], [[2, 1]])))  # NaN return
+    assert math.isnan(sinks.recent_return(_tail([[4.0, 5.0]], [[1, 1]], [[True, False]])))
+    # weighted by episode counts, then averaged over seeds: (4*1 + 6*3)/4 = 5.5 and 10
+    assert sinks.recent_return(_tail([[4.0, 6.0], [np.nan, 10.0]],
+                                     [[1, 3], [0, 2]])) == pytest.approx(7.75)
+    assert sinks.format_return(None).strip() == "-"
+    assert sinks.format_return(math.nan).strip() == "nan"
+    assert sinks.format_return(12.345).strip() == "12.3"
+
+
+def test_plain_progress_lines_show_nan_and_dash(capsys):
+    progress = sinks.Progress(total=400, done=0, num_seeds=1, steps_per_iteration=100,
+                              width=2, enabled=True)
+    progress.rich = None  # plain lines, as when stdout is not a terminal
+    progress.plain, progress.next_report = True, 0.1
+    progress(1, _tail([[np.nan]], [[0]]))
+    progress(2, _tail([[7.0]], [[1]]))
+    progress(3, {**_tail([[np.nan]], [[1]]), "finite": np.array([[False]])})
+    progress.close()
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("recent return")[1].split()[0] for line in lines] == ["-", "7.0", "nan"]
+
+
+def test_metrics_log_appends_rows_and_keeps_them_on_resume(tmp_path):
+    fields = ("env_steps", "episode_return", "finite")
+    dtypes = {"env_steps": np.dtype(np.int32), "episode_return": np.dtype(np.float32),
+              "finite": np.dtype(bool)}
+    log = sinks.MetricsLog(tmp_path, fields, dtypes, num_seeds=2, keep_iterations=0)
+    chunk = {"env_steps": np.array([[1, 2], [1, 2]], np.int32),
+             "episode_return": np.array([[0.1, np.nan], [2.0, 3.0]], np.float32),
+             "finite": np.array([[True, False], [True, True]])}
+    log(2, chunk)
+    log.close()
+    lines = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert lines[0] == "iteration,seed,env_steps,episode_return,finite"
+    assert lines[1:] == [f"1,0,1,{float(np.float32(0.1))!r},1", "1,1,1,2.0,1",
+                         "2,0,2,nan,0", "2,1,2,3.0,1"]
+    again = sinks.MetricsLog(tmp_path, fields, dtypes, num_seeds=2, keep_iterations=1)
+    again.close()
+    assert (tmp_path / "metrics.csv").read_text().splitlines() == lines[:3]
+    np.testing.assert_array_equal(again.arrays()["episode_return"], chunk["episode_return"][:, :1])
+
+
+def test_checkpoints_on_an_interval(tmp_path, monkeypatch):
+    saved, hooks = [], []
+    monkeypatch.setattr(sinks.checkpoint, "save",
+                        lambda d, state, it, keep, metadata: saved.append((it, metadata)))
+    every = sinks.Checkpoints(tmp_path, keep=2, interval=0, final_iteration=9,
+                              metadata=lambda it: {"iteration": it},
+                              after_save=[lambda: hooks.append(1)])
+    every(3, "s")
+    every(3, "s")  # already saved
+    assert saved == [(3, {"iteration": 3})] and hooks == [1]
+    rarely = sinks.Checkpoints(tmp_path, keep=2, interval=1e9, final_iteration=9,
+                               metadata=lambda it: {})
+    rarely(3, "s")
+    rarely(9, "s")  # the last iteration always saves
+    assert saved[-1] == (9, {})
