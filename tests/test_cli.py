@@ -3,21 +3,18 @@
 import csv
 import dataclasses
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import purea2c
-from purea2c import checkpoint, cli, flags, rendering, run_loop, seed_evaluation
+from purea2c import checkpoint, cli, flags, rendering, run_loop, seed_evaluation, sinks
 from purea2c import run_dir as rundir
-from purea2c.errors import RunError
 
 # A tiny run: 4096 env steps = 16 iterations of 16 envs x 16 steps, two seeds, 16 chunks.
 TINY = ["--total-timesteps", "4096", "--seeds", "2"]
@@ -329,7 +326,7 @@ def test_training_stops_at_the_first_non_finite_iteration(tmp_path, monkeypatch,
     saved = []
     monkeypatch.setattr(cli, "_start_state", lambda args, run_dir, config, info: (0, 0))
     monkeypatch.setattr(run_loop, "ChunkProgram", _FakeChunks)
-    monkeypatch.setattr(sinks_module().checkpoint, "save",
+    monkeypatch.setattr(sinks.checkpoint, "save",
                         lambda d, state, it, keep, metadata: saved.append((it, state)))
     run = tmp_path / "run"
     status = cli.main(["--total-timesteps", "4096", "--out", str(run), "--chunk-iterations",
@@ -345,12 +342,6 @@ def test_training_stops_at_the_first_non_finite_iteration(tmp_path, monkeypatch,
         rows = list(csv.DictReader(f))
     assert len(rows) == 12 and rows[9]["episode_return"] == "nan" and rows[9]["finite"] == "0"
     assert not (run / "evaluation.json").exists()
-
-
-def sinks_module():
-    from purea2c import sinks
-
-    return sinks
 
 
 def test_evaluation_refuses_non_finite_parameters(tmp_path, monkeypatch, capsys):
