@@ -71,9 +71,11 @@ def _local_train(keys: jax.Array, swept: list, shared: list, *, treedef: Any,
     """One device's part: ``vmap(train)`` over its keys and swept leaves."""
     if impl is not None:
         keys = jax.random.wrap_key_data(keys, impl=impl)
+
     def one(key, swept_one):
         config = jax.tree.unflatten(treedef, _merge(swept_one, shared, flags))
-        return training._train(key, config)
+        return training.train(key, config)  # traced here: inlined into this program
+
     return jax.vmap(one)(keys, swept)
 
 
