@@ -67,15 +67,16 @@ def spawn(args: argparse.Namespace) -> int:
     procs = [subprocess.Popen([sys.executable, __file__, *common, "--process-id", str(i)],
                               env=env) for i in range(args.spawn)]
     deadline = time.monotonic() + args.timeout
-    status = 0
-    for proc in procs:
-        try:
-            status = max(status, abs(proc.wait(max(deadline - time.monotonic(), 1))))
-        except subprocess.TimeoutExpired:
-            for other in procs:
-                other.kill()
-            return 124
-    return status
+    while any(proc.poll() is None for proc in procs):
+        failed = [proc.returncode for proc in procs if proc.poll() not in (None, 0)]
+        if failed or time.monotonic() > deadline:  # the others would wait for it forever
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                proc.wait()
+            return abs(failed[0]) if failed else 124
+        time.sleep(0.2)
+    return max(abs(proc.returncode) for proc in procs)
 
 
 def main(args: argparse.Namespace) -> None:
