@@ -126,8 +126,11 @@ def train_sharded(keys: jax.Array, config: Config, mesh: Mesh | None = None, *,
     ``config.replace(pi_learning_rate=jnp.array([...]))`` with S values, paired with
     ``keys`` run by run (for one key per value repeat it: ``jnp.repeat(key[None], S)``).
 
+    Call it outside ``jax.jit``: it places its inputs on the mesh itself and runs its own
+    compiled program (cached per static config, mesh and axis).
+
     Args:
-      keys: ``[S]`` typed or raw PRNG keys, one per run. In a multi-process program every
+      keys: ``[S]`` typed or ``[S, 2]`` raw PRNG keys, one per run. In a multi-process program every
         process passes the same global keys (or an already global ``jax.Array``).
       config: a `Config`; its static fields are static (one program per static config).
       mesh: a `jax.sharding.Mesh` with an axis named ``axis``; default `default_mesh`, a
