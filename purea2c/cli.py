@@ -155,14 +155,18 @@ def _open_run(args: argparse.Namespace, parser: argparse.ArgumentParser
 
 def _start_state(args: argparse.Namespace, run_dir: pathlib.Path, config: Config,
                  info: dict[str, Any]) -> tuple[Any, int]:
-    """``(state, iteration)``: the latest checkpoint with ``--resume`` (if there is one),
-    else the vmapped ``init`` of every seed's key."""
+    """``(state, iteration)``: with ``--resume`` the newest intact checkpoint (if there is
+    one), else the vmapped ``init`` of every seed's key."""
     num_seeds, seed = info["seeds"], info["seed"]
     num_iterations = config.num_iterations
-    resume_step = checkpoint.latest_step(run_dir / rundir.CHECKPOINTS) \
-        if args.resume is not None else None
-    if resume_step is not None:
-        state = rundir.restore_state(run_dir, config, num_seeds, resume_step)
+    restored = None
+    if args.resume is not None:
+        try:
+            restored = _restore(run_dir, config, num_seeds, None)
+        except rundir.NoCheckpoint:
+            pass
+    if restored is not None:
+        state, resume_step = restored.state, restored.step
         print(f"purea2c: resuming {run_dir} at iteration {resume_step}/{num_iterations}"
               + (" (already finished)" if resume_step >= num_iterations else ""))
     else:
@@ -175,6 +179,17 @@ def _start_state(args: argparse.Namespace, run_dir: pathlib.Path, config: Config
               f"seed{'s' * (num_seeds > 1)} x {total_steps:,} env steps ({config.num_envs} "
               f"envs each) on {jax.default_backend()} -> {run_dir}")
     return run_loop.strip_weak_types(state), resume_step
+
+
+def _restore(run_dir: pathlib.Path, config: Config, num_seeds: int,
+             step: int | None) -> rundir.Restored:
+    """`run_dir.restore_state`, with one line on stderr per damaged checkpoint skipped."""
+    restored = rundir.restore_state(run_dir, config, num_seeds, step)
+    for skipped, fault in restored.skipped:
+        print(f"purea2c: warning: checkpoint {skipped} is damaged and was skipped "
+              f"({' '.join(fault.split())}); using checkpoint {restored.step}",
+              file=sys.stderr, flush=True)
+    return restored
 
 
 def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -272,7 +287,9 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 def _evaluate_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     _check_flags(args, parser, _EVALUATE_RULES)
-    config, info, state = rundir.load_state(args.run_dir, args.step)
+    config, info = rundir.load_run(args.run_dir)
+    restored = _restore(pathlib.Path(args.run_dir), config, info["seeds"], args.step)
+    state = restored.state
     step = int(np.asarray(state.iteration).reshape(-1)[0])
     seed_evaluation.check_finite(state.params, f"{args.run_dir} at iteration {step}")
     print(f"purea2c: evaluating {args.run_dir} (iteration {step}/{config.num_iterations}, "
@@ -295,7 +312,7 @@ def _render_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -
     config, info = rundir.load_run(run_dir)
     if args.seed_index >= info["seeds"]:
         parser.error(f"--seed-index must be in [0, {info['seeds']}), got {args.seed_index}")
-    state = rundir.restore_state(run_dir, config, info["seeds"], args.step)
+    state = _restore(run_dir, config, info["seeds"], args.step).state
     if args.seed_index in seed_evaluation.nonfinite_seeds(state.params):
         raise RunError(f"{run_dir}: the parameters of seed {args.seed_index} are not finite "
                        "(NaN or inf); rendering refused")

@@ -23,7 +23,7 @@ import json
 import math
 import os
 import pathlib
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import jax
 import numpy as np
@@ -45,6 +45,10 @@ RENDER_GIF = "render.gif"
 
 # Recorded in run.json; benchmarks record these and more.
 VERSIONED = ("purea2c", "jax", "jaxlib", "flax", "optax", "gymnax", "orbax-checkpoint")
+
+
+class NoCheckpoint(RunError):
+    """The run has no checkpoint yet."""
 
 
 # ------------------------------------------------------------------------------------------
@@ -145,7 +149,7 @@ def config_from_json(data: Any, source: str = CONFIG_JSON) -> Config:
 # run.json
 # ------------------------------------------------------------------------------------------
 
-# field -> (smallest value, description): the fields train and evaluate read back.
+# field -> smallest value (None: any int): the fields train, evaluate and render read back.
 _RUN_FIELDS = {"seeds": 1, "seed": None, "chunk_iterations": 1}
 
 
@@ -254,23 +258,38 @@ def abstract_state(config: Config, num_seeds: int) -> Any:
     return jax.eval_shape(jax.vmap(init, in_axes=(0, None)), keys, config)
 
 
+class Restored(NamedTuple):
+    state: Any  # a vmapped `TrainState`
+    step: int  # its iteration
+    skipped: list[tuple[int, str]]  # (step, fault) of newer checkpoints that were damaged
+
+
 def restore_state(run_dir: pathlib.Path, config: Config, num_seeds: int,
-                  step: int | None = None) -> Any:
-    """The run's checkpoint ``step`` (default: the latest) as a vmapped `TrainState`."""
+                  step: int | None = None) -> Restored:
+    """The run's checkpoint ``step`` as a vmapped `TrainState`; by default the newest intact
+    one (damaged newer ones are skipped and listed). A damaged or missing checkpoint, or one
+    that does not match the config, raises `RunError`; none at all raises `NoCheckpoint`."""
     ckpt_dir = pathlib.Path(run_dir) / CHECKPOINTS
     if checkpoint.latest_step(ckpt_dir) is None:
-        raise RunError(f"{run_dir} has no checkpoint yet")
+        raise NoCheckpoint(f"{run_dir} has no checkpoint yet")
+    like = abstract_state(config, num_seeds)
     try:
-        return checkpoint.restore(ckpt_dir, abstract_state(config, num_seeds), step)
+        if step is None:
+            return Restored(*checkpoint.restore_latest_intact(ckpt_dir, like))
+        return Restored(checkpoint.restore(ckpt_dir, like, step), step, [])
     except FileNotFoundError as e:
+        if step is None:
+            raise NoCheckpoint(f"{run_dir} has no checkpoint yet") from e
+        raise RunError(" ".join(str(e).split())) from e
+    except ValueError as e:  # checkpoint.CheckpointError (damage) or a mismatched state
         raise RunError(" ".join(str(e).split())) from e
 
 
 def load_state(run_dir: str | os.PathLike, step: int | None = None) -> tuple[Config, dict, Any]:
-    """``(config, run_info, state)``: the run's checkpoint ``step`` (default: the latest),
-    a `TrainState` with a leading ``[seeds]`` axis."""
+    """``(config, run_info, state)``: the run's checkpoint ``step`` (default: the newest
+    intact one), a `TrainState` with a leading ``[seeds]`` axis."""
     config, info = load_run(run_dir)
-    return config, info, restore_state(pathlib.Path(run_dir), config, info["seeds"], step)
+    return config, info, restore_state(pathlib.Path(run_dir), config, info["seeds"], step).state
 
 
 def seed_params(state: Any, index: int) -> Any:

@@ -349,8 +349,9 @@ def test_evaluation_refuses_non_finite_parameters(tmp_path, monkeypatch, capsys)
 
     state = types.SimpleNamespace(params={"w": np.array([[1.0, 2.0], [np.nan, 0.0]])},
                                   iteration=np.array([16, 16]))
-    monkeypatch.setattr(rundir, "load_state",
-                        lambda run_dir, step: (TINY_CONFIG, {"seeds": 2}, state))
+    monkeypatch.setattr(rundir, "load_run", lambda run_dir: (TINY_CONFIG, {"seeds": 2}))
+    monkeypatch.setattr(rundir, "restore_state", lambda run_dir, config, seeds, step:
+                        rundir.Restored(state, 16, []))
     monkeypatch.setattr(seed_evaluation, "evaluate_seeds", pytest.fail)
     assert cli.main(["evaluate", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
@@ -523,3 +524,29 @@ def test_python_dash_m_help_runs_as_a_process():
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "train" in proc.stdout and "evaluate" in proc.stdout and "render" in proc.stdout
+
+
+def test_resume_skips_a_damaged_checkpoint_and_says_so(trained, tmp_path, capsys):
+    """The newest checkpoint's meta.json is deleted (as after a crash mid-save): resume warns
+    in one line, continues from the one before, and ends equal to the uninterrupted run."""
+    import shutil
+
+    run_dir = tmp_path / "damaged"
+    shutil.copytree(trained, run_dir)
+    keys = jax.random.split(jax.random.key(0), 2)
+    state = run_loop.strip_weak_types(run_loop.vmapped_init(keys, TINY_CONFIG))
+    for _ in range(5):
+        state, _ = run_loop.vmapped_run(state, TINY_CONFIG, 1)
+    checkpoint.save(run_dir / "checkpoints", state, 5)
+    steps = checkpoint.all_steps(run_dir / "checkpoints")
+    assert steps == [5, NUM_ITERATIONS]
+    (run_dir / "checkpoints" / str(steps[-1]) / "meta.json").unlink()
+    capsys.readouterr()
+    assert cli.main(["train", "--resume", str(run_dir), "--eval-episodes", "0",
+                     "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    warning = [line for line in captured.err.splitlines() if "warning" in line]
+    assert len(warning) == 1 and f"checkpoint {steps[-1]} is damaged" in warning[0]
+    assert f"resuming {run_dir} at iteration {steps[0]}/" in captured.out
+    assert _bits(_final_state(run_dir)) == _bits(_final_state(trained))
+    assert (run_dir / "metrics.csv").read_bytes() == (trained / "metrics.csv").read_bytes()
