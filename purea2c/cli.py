@@ -61,8 +61,6 @@ def _print_error(message: str) -> None:
     print(f"purea2c: error: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
 
 
-
-
 # ------------------------------------------------------------------------------------------
 # Flag values, checked before anything is built
 # ------------------------------------------------------------------------------------------
