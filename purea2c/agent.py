@@ -9,10 +9,20 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import jax
 import optax
 
-from purea2c import envs, networks
+from purea2c import envs, networks, normalization
 from purea2c.config import Config
+
+
+class Params(NamedTuple):
+    """What acting needs: the two networks' variables and the observation statistics."""
+
+    pi: Any  # flax variables of the policy
+    v: Any  # flax variables of the value function
+    obs_norm: normalization.Moments | None = None  # running observation moments
+    # (None unless Config.normalize_obs)
 
 
 class Agent(NamedTuple):
@@ -22,7 +32,7 @@ class Agent(NamedTuple):
     env_params: Any  # its parameters
     action_spec: envs.ActionSpec
     nets: networks.Networks  # pi and v modules
-    pi_opt: optax.GradientTransformation  # pi's updater: global-norm clip, then Adam
+    pi_opt: optax.GradientTransformation  # pi's updater: global-norm clip, then Adam/RMSprop
     v_opt: optax.GradientTransformation  # v's updater
 
 
@@ -36,15 +46,34 @@ def make_networks(config: Config) -> tuple[Any, Any, envs.ActionSpec, networks.N
         hidden_sizes=config.hidden_sizes, activation=config.activation, torso=config.torso,
         cnn_channels=config.cnn_channels, cnn_kernel_size=config.cnn_kernel_size,
         log_std_init=config.log_std_init, obs_bounds=envs.obs_bounds(env, env_params)
-        if config.scale_obs else None)
+        if config.scale_obs else None, exploration=config.exploration)
     return env, env_params, spec, nets
+
+
+def make_optimizer(config: Config, learning_rate: Any) -> optax.GradientTransformation:
+    """One updater: global-norm clipping, then Adam or RMSprop at ``learning_rate`` (traced)
+    under ``config.lr_schedule``."""
+    if config.lr_schedule == "linear":
+        total_updates = config.num_iterations * config.updates_per_iteration
+        learning_rate = optax.linear_schedule(learning_rate, 0.0, total_updates)
+    if config.optimizer == "rmsprop":
+        # Stable-Baselines3 A2C's RMSprop (PyTorch's): g / (sqrt(v) + eps), v from 0.
+        scale = optax.rmsprop(learning_rate, decay=0.99, eps=1e-5, eps_in_sqrt=False)
+    else:
+        scale = optax.adam(learning_rate)
+    return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), scale)
 
 
 def make_agent(config: Config) -> Agent:
     """The `Agent` of ``config``: environment, action spec, networks and both updaters."""
     env, env_params, spec, nets = make_networks(config)
-    pi_opt = optax.chain(optax.clip_by_global_norm(config.max_grad_norm),
-                         optax.adam(config.pi_learning_rate))
-    v_opt = optax.chain(optax.clip_by_global_norm(config.max_grad_norm),
-                        optax.adam(config.v_learning_rate))
-    return Agent(env, env_params, spec, nets, pi_opt, v_opt)
+    return Agent(env, env_params, spec, nets, make_optimizer(config, config.pi_learning_rate),
+                 make_optimizer(config, config.v_learning_rate))
+
+
+def network_input(config: Config, params: Params, obs: jax.Array) -> jax.Array:
+    """What the networks see of observations ``[..., *obs_shape]``: normalised by
+    ``params.obs_norm`` when ``config.normalize_obs``, else the observations themselves."""
+    if config.normalize_obs:
+        return normalization.normalize(params.obs_norm, obs, config.obs_clip)
+    return obs

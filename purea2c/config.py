@@ -26,6 +26,9 @@ _VALUE_LOSSES = ("mse", "huber")
 _POLICY_OBJECTIVES = ("vanilla_pg", "ppo_clip")
 _SHARED_TORSO = ("none", "sync")
 _TORSOS = ("auto", "mlp", "cnn")
+_OPTIMIZERS = ("adam", "rmsprop")
+_LR_SCHEDULES = ("constant", "linear")
+_EXPLORATION = ("gaussian", "gsde")
 
 
 def _static(default: Any, doc: str) -> Any:
@@ -79,6 +82,19 @@ class Config:
         "Rescale each observation dimension whose bounds (the env's observation space) are "
         "finite onto [-1, 1] before the torso; other dimensions pass unchanged.",
     )
+    normalize_obs: bool = _static(
+        False,
+        "Running observation normalisation (VecNormalize's rule): the mean and variance of "
+        "every observation seen, kept in params.obs_norm and updated after each iteration from "
+        "its rollout (an exact merge of batch moments); networks see "
+        "clip((obs - mean) / sqrt(var + 1e-8), +-obs_clip) in acting, learning, evaluate and "
+        "make_policy alike.",
+    )
+    normalize_reward: bool = _static(
+        False,
+        "Running reward scaling (VecNormalize's rule): rewards are divided by the running std "
+        "of each env's discounted return (discount gamma), then clipped to +-reward_clip.",
+    )
     cnn_channels: tuple[int, ...] = _static(
         (16,), "Output channels of the CNN torso's convolutions ('SAME' padding, stride 1)."
     )
@@ -87,6 +103,19 @@ class Config:
         0.0,
         "Box actions: initial value of the Gaussian policy's log-std, a state-independent "
         "parameter per action dimension (learned with pi).",
+    )
+    exploration: str = _static(
+        "gaussian",
+        f"Box actions, one of {_EXPLORATION}: 'gaussian' draws independent noise exp(log_std) * eps "
+        "at every step; 'gsde' is generalized state-dependent exploration (Raffin et al. 2021): "
+        "the action is mean(s) + phi(s) @ theta, phi(s) the policy's last hidden features "
+        "(gradient stopped) and theta [features, d] ~ N(0, exp(log_std)^2) redrawn every "
+        "sde_sample_freq steps. log pi is the exact density of that action given s, "
+        "N(mean(s), phi(s)^2 @ exp(2 log_std)).",
+    )
+    sde_sample_freq: int = _static(
+        0, "gSDE: redraw the exploration matrix every this many env steps; 0 = once per rollout "
+           "(at the start of each iteration's rollout).",
     )
     shared_torso: str = _static(
         "none",
@@ -105,6 +134,24 @@ class Config:
     use_target_network: bool = _static(
         False, "Bootstrap from a Polyak-averaged copy of v (rate target_tau) instead of v itself."
     )
+    # --- optimizers (static) ---
+    optimizer: str = _static(
+        "adam",
+        f"Updater of pi and of v, one of {_OPTIMIZERS}: optax Adam (its defaults), or RMSprop "
+        "with Stable-Baselines3 A2C's convention (PyTorch's: decay 0.99, eps 1e-5 added "
+        "outside the square root, accumulator starting at 0).",
+    )
+    lr_schedule: str = _static(
+        "constant",
+        f"Learning-rate schedule of both updaters, one of {_LR_SCHEDULES}: 'linear' decays "
+        "each learning rate to 0 over the run's updates (num_iterations * "
+        "updates_per_iteration).",
+    )
+    skip_nonfinite: bool = _static(
+        True,
+        "Skip (and count in metrics.skipped_updates) any update whose losses, gradient norms "
+        "or new parameters are not finite, keeping the parameters before it.",
+    )
     # --- traced hyperparameters ---
     gamma: float = _traced(0.99, "Discount factor, in [0, 1].")
     reward_scale: float = _traced(
@@ -120,6 +167,10 @@ class Config:
     target_tau: float = _traced(
         0.1, "Polyak rate of the target network, in (0, 1] (used when use_target_network)."
     )
+    obs_clip: float = _traced(
+        10.0, "Normalised observations are clipped to +-obs_clip, > 0 (used when normalize_obs).")
+    reward_clip: float = _traced(
+        10.0, "Normalised rewards are clipped to +-reward_clip, > 0 (used when normalize_reward).")
     ppo_epsilon: float = _traced(0.2, "PPO clip range, > 0 (used when policy_objective='ppo_clip').")
     sync_weight: float = _traced(
         0.5, "Weight of pi's torso in the synced mean, in [0, 1] (used when shared_torso='sync')."
@@ -182,23 +233,31 @@ class Config:
 PRESETS: dict[str, dict[str, Any]] = {
     # The defaults are tuned for CartPole-v1 (benchmarks/tune_default.py).
     "CartPole-v1": dict(env="CartPole-v1"),
-    # Swept in benchmarks/tune_presets.py (results/tune_presets.md).
-    "Acrobot-v1": dict(env="Acrobot-v1", total_timesteps=196_608),
+    # Swept in benchmarks/tune_presets.py (results/tune_presets.md). Acrobot, MountainCar,
+    # Pendulum and MountainCarContinuous use running observation and reward normalisation
+    # (as rl-baselines3-zoo's A2C settings do) and the zoo's budgets.
+    "Acrobot-v1": dict(env="Acrobot-v1", normalize_obs=True, normalize_reward=True,
+                       entropy_coef=0.0, total_timesteps=500_000),
     "Catch-bsuite": dict(env="Catch-bsuite", pi_learning_rate=3e-3, total_timesteps=65_536),
     "Pendulum-v1": dict(
         env="Pendulum-v1", num_envs=16, rollout_length=32, n_step=16, buffer_capacity=512,
         batch_size=128, num_passes=4, policy_objective="ppo_clip", gamma=0.95,
-        reward_scale=0.1, pi_learning_rate=3e-4, v_learning_rate=1e-3, entropy_coef=0.0,
-        total_timesteps=524_288),
+        normalize_obs=True, normalize_reward=True, lr_schedule="linear",
+        pi_learning_rate=3e-4, v_learning_rate=1e-3, entropy_coef=0.0,
+        total_timesteps=1_048_576),
+    # The A2C schedule of the zoo: 16 envs x 5 steps, one update per iteration, RMSprop.
     "MountainCar-v0": dict(
-        env="MountainCar-v0", num_envs=32, rollout_length=32, n_step=32, buffer_capacity=1024,
-        batch_size=256, num_passes=4, policy_objective="ppo_clip", scale_obs=True,
-        pi_learning_rate=3e-3, entropy_coef=0.0, total_timesteps=1_048_576),
+        env="MountainCar-v0", num_envs=16, rollout_length=5, n_step=5, buffer_capacity=80,
+        batch_size=80, optimizer="rmsprop", max_grad_norm=0.5, normalize_obs=True,
+        normalize_reward=True, pi_learning_rate=7e-4, v_learning_rate=3e-3, entropy_coef=0.0,
+        total_timesteps=1_000_000),
+    # gSDE redrawn every 16 steps, 4 envs x 100 steps (the zoo's settings), RMSprop.
     "MountainCarContinuous-v0": dict(
-        env="MountainCarContinuous-v0", num_envs=16, rollout_length=32, n_step=16,
-        buffer_capacity=512, batch_size=128, num_passes=4, policy_objective="ppo_clip",
-        pi_learning_rate=3e-4, v_learning_rate=3e-3, entropy_coef=0.0,
-        total_timesteps=524_288),
+        env="MountainCarContinuous-v0", num_envs=4, rollout_length=100, n_step=100,
+        buffer_capacity=400, batch_size=400, optimizer="rmsprop", max_grad_norm=0.5,
+        exploration="gsde", sde_sample_freq=16, normalize_obs=True, normalize_reward=True,
+        pi_learning_rate=2e-3, v_learning_rate=3e-3, entropy_coef=0.0,
+        total_timesteps=100_000),
     # MinAtar: MinAtar's network (one 16-channel 3x3 convolution, a 128-unit layer), relu,
     # 64 envs, PPO-clip over 2 passes; swept on Breakout only (4 seeds; CPU cost), the same
     # settings for the other games.
@@ -282,7 +341,8 @@ def _validate(cfg: Config) -> None:
     for field in ("num_envs", "rollout_length", "n_step", "buffer_capacity", "batch_size",
                   "num_passes", "total_timesteps"):
         _check_int(cfg, field, 1)
-    for field in ("clear_buffer", "use_target_network", "scale_obs"):
+    for field in ("clear_buffer", "use_target_network", "scale_obs", "normalize_obs",
+                  "normalize_reward", "skip_nonfinite"):
         if not isinstance(getattr(cfg, field), bool):
             _fail(field, getattr(cfg, field), "must be a bool")
     hs = cfg.hidden_sizes
@@ -302,8 +362,15 @@ def _validate(cfg: Config) -> None:
             or not np.isfinite(cfg.log_std_init):
         _fail("log_std_init", cfg.log_std_init, "must be a finite Python float")
     _check_choice(cfg, "shared_torso", _SHARED_TORSO)
+    _check_choice(cfg, "optimizer", _OPTIMIZERS)
+    _check_choice(cfg, "lr_schedule", _LR_SCHEDULES)
+    _check_choice(cfg, "exploration", _EXPLORATION)
+    _check_int(cfg, "sde_sample_freq", 0)
     _check_choice(cfg, "value_loss", _VALUE_LOSSES)
     _check_choice(cfg, "policy_objective", _POLICY_OBJECTIVES)
+    if cfg.exploration == "gsde" and len(hs) == 0:
+        _fail("exploration", cfg.exploration,
+              "'gsde' needs hidden features (hidden_sizes non-empty)")
     if cfg.shared_torso == "sync" and len(hs) == 0 and cfg.torso != "cnn":
         _fail("shared_torso", cfg.shared_torso, "'sync' needs a torso (hidden_sizes non-empty)")
 
@@ -331,48 +398,50 @@ def _validate(cfg: Config) -> None:
     # Traced hyperparameters (checked when concrete).
     _check_float(cfg, "gamma", "must be in [0, 1]", lambda x: (x >= 0) & (x <= 1))
     for field in ("pi_learning_rate", "v_learning_rate", "max_grad_norm", "huber_delta",
-                  "ppo_epsilon", "reward_scale"):
+                  "ppo_epsilon", "reward_scale", "obs_clip", "reward_clip"):
         _check_float(cfg, field, "must be > 0", lambda x: x > 0)
     _check_float(cfg, "entropy_coef", "must be >= 0", lambda x: x >= 0)
     _check_float(cfg, "target_tau", "must be in (0, 1]", lambda x: (x > 0) & (x <= 1))
     _check_float(cfg, "sync_weight", "must be in [0, 1]", lambda x: (x >= 0) & (x <= 1))
 
-    _check_env(cfg.env, cfg.torso)
+    _check_env(cfg.env, cfg.torso, cfg.exploration)
 
 
 _GYMNAX_API = ("reset", "step", "action_space", "observation_space", "default_params")
 
 
 @functools.lru_cache(maxsize=None)
-def _check_env_name(name: str, torso: str) -> None:
+def _check_env_name(name: str, torso: str, exploration: str) -> None:
     import gymnax
 
     if name not in gymnax.registered_envs:
         _fail("env", name, f"unknown environment; registered gymnax environments: "
                            f"{sorted(gymnax.registered_envs)}")
     env, params = gymnax.make(name)
-    _check_spaces(env, params, name, torso)
+    _check_spaces(env, params, name, torso, exploration)
 
 
-def _check_spaces(env: Any, params: Any, label: str, torso: str) -> None:
+def _check_spaces(env: Any, params: Any, label: str, torso: str, exploration: str) -> None:
     from purea2c import envs
 
     try:
-        envs.action_spec(env, params)
+        spec = envs.action_spec(env, params)
     except ValueError as err:
         _fail("env", label, f"its action space is not supported: {err}")
+    if exploration == "gsde" and spec.discrete:
+        _fail("exploration", exploration, f"'gsde' needs Box actions; {label} has discrete ones")
     obs_shape = tuple(env.observation_space(params).shape)
     if torso == "cnn" and len(obs_shape) not in (2, 3):
         _fail("torso", torso, f"'cnn' needs observations of shape (H, W) or (H, W, C); "
                               f"{label} has {obs_shape}")
 
 
-def _check_env(env: Any, torso: str) -> None:
+def _check_env(env: Any, torso: str, exploration: str) -> None:
     if isinstance(env, str):
-        _check_env_name(env, torso)
+        _check_env_name(env, torso, exploration)
         return
     missing = [name for name in _GYMNAX_API if not hasattr(env, name)]
     if missing:
         _fail("env", env, f"must be a registered gymnax name or an object with the gymnax "
                           f"1.x API; it lacks {missing}")
-    _check_spaces(env, env.default_params, repr(env), torso)
+    _check_spaces(env, env.default_params, repr(env), torso, exploration)

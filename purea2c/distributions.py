@@ -33,7 +33,22 @@ class Gaussian(NamedTuple):
     log_std: jax.Array  # [..., d], or any shape that broadcasts to mean's
 
 
-Distribution = Union[Categorical, Gaussian]
+class StateDependentGaussian(NamedTuple):
+    """gSDE's action distribution given a state (Raffin et al. 2021, generalized
+    state-dependent exploration): the action is ``mean + features @ theta`` with
+    ``theta [F, d] ~ N(0, exp(feature_log_std)^2)`` drawn per env and held for several steps.
+    Given the state, each action dimension j is then Gaussian with variance
+    ``sum_i features_i^2 exp(2 feature_log_std_ij)``, independent across j: ``log_std`` holds
+    that marginal, so `log_prob` and `entropy` are those of a `Gaussian` and exact for the
+    action that was drawn."""
+
+    mean: jax.Array  # [..., d]
+    log_std: jax.Array  # [..., d], the marginal log-std given the state (see gsde_log_std)
+    features: jax.Array  # [..., F], the policy's last hidden features (gradient stopped)
+    feature_log_std: jax.Array  # [F, d], the log-std of the exploration matrix's entries
+
+
+Distribution = Union[Categorical, Gaussian, StateDependentGaussian]
 
 
 # --- categorical ----------------------------------------------------------------------------
@@ -80,13 +95,30 @@ def gaussian_entropy(log_std: jax.Array, event_ndim: int = 1) -> jax.Array:
     return jnp.sum(per_dim, axis=_event_axes(per_dim, event_ndim))
 
 
+def gsde_log_std(features: jax.Array, feature_log_std: jax.Array) -> jax.Array:
+    """The marginal log-std of ``features @ theta``, ``theta_ij ~ N(0, exp(2 l_ij))``:
+    ``0.5 log(features^2 @ exp(2 l) + 1e-6)`` (the 1e-6 as Stable-Baselines3's gSDE);
+    ``[..., F], [F, d] -> [..., d]``."""
+    variance = jnp.square(features) @ jnp.exp(2.0 * feature_log_std)
+    return 0.5 * jnp.log(variance + 1e-6)
+
+
 # --- dispatch ---------------------------------------------------------------------------------
 
 
 def sample(dist: Distribution, key: jax.Array) -> jax.Array:
+    """One action per state. A `StateDependentGaussian` draws a fresh exploration matrix for
+    each state (its marginal), as at a step where gSDE redraws."""
+    if isinstance(dist, StateDependentGaussian):
+        return sample_with_noise(dist, jax.random.normal(key, gsde_noise_shape(dist)))
     discrete = isinstance(dist, Categorical)
     shape = dist.logits.shape if discrete else dist.mean.shape
     return sample_with_noise(dist, draw_noise(key, discrete, shape))
+
+
+def gsde_noise_shape(dist: StateDependentGaussian) -> tuple[int, ...]:
+    """``[..., F, d]``: one standard-normal exploration matrix per state of ``dist``."""
+    return (*dist.features.shape, dist.mean.shape[-1])
 
 
 def draw_noise(key: jax.Array, discrete: bool, shape: tuple[int, ...]) -> jax.Array:
@@ -100,7 +132,13 @@ def draw_noise(key: jax.Array, discrete: bool, shape: tuple[int, ...]) -> jax.Ar
 
 def sample_with_noise(dist: Distribution, noise: jax.Array) -> jax.Array:
     """A sample from ``dist`` given `draw_noise`'s noise: ``argmax(logits + gumbel)`` (the
-    Gumbel-max trick, as ``jax.random.categorical``) or ``mean + exp(log_std) * eps``."""
+    Gumbel-max trick, as ``jax.random.categorical``) or ``mean + exp(log_std) * eps``. For a
+    `StateDependentGaussian` the noise is a standard-normal ``z [..., F, d]`` and the action
+    ``mean + features @ (exp(feature_log_std) * z)``."""
+    if isinstance(dist, StateDependentGaussian):
+        std = jnp.exp(dist.feature_log_std)
+        theta = std.reshape((1,) * (noise.ndim - std.ndim) + std.shape) * noise
+        return dist.mean + jnp.einsum("...i,...ij->...j", dist.features, theta)
     if isinstance(dist, Categorical):
         return jnp.argmax(dist.logits + noise, axis=-1).astype(jnp.int32)
     return dist.mean + jnp.exp(jnp.broadcast_to(dist.log_std, dist.mean.shape)) * noise

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from purea2c import distributions, envs
 from purea2c.config import Config
-from purea2c.agent import make_networks
+from purea2c.agent import Params, make_networks, network_input
 
 
 def episode_returns(key: jax.Array, env: Any, env_params: Any,
@@ -37,18 +37,30 @@ def episode_returns(key: jax.Array, env: Any, env_params: Any,
     return total
 
 
+def _obs_norm(config: Config, params: Any) -> Any:
+    """``params.obs_norm``, which a config with ``normalize_obs`` cannot act without."""
+    obs_norm = getattr(params, "obs_norm", None)
+    if config.normalize_obs and obs_norm is None:
+        raise ValueError("config.normalize_obs is on but params carry no observation "
+                         "statistics (params.obs_norm); pass state.params of the run")
+    return obs_norm
+
+
 def _evaluate(key: jax.Array, config: Config, params: Any, num_episodes: int, greedy: bool,
               max_steps: int | None) -> jax.Array:
+    params = Params(params.pi, None, _obs_norm(config, params))
     env, env_params, spec, nets = make_networks(config)
     return episode_returns(
         key, env, env_params,
-        lambda obs, k: _act(nets, spec, params.pi, obs, k, greedy), num_episodes, max_steps)
+        lambda obs, k: _act(config, nets, spec, params, obs, k, greedy), num_episodes,
+        max_steps)
 
 
-def _act(nets: Any, spec: envs.ActionSpec, pi_params: Any, obs: jax.Array,
+def _act(config: Config, nets: Any, spec: envs.ActionSpec, params: Params, obs: jax.Array,
          key: jax.Array | None, greedy: bool) -> jax.Array:
-    """The action the environment receives (Box actions clipped to the bounds)."""
-    dist = nets.pi.apply(pi_params, obs)
+    """The action the environment receives (Box actions clipped to the bounds), from the
+    observations as the networks see them (normalised when ``config.normalize_obs``)."""
+    dist = nets.pi.apply(params.pi, network_input(config, params, obs))
     action = distributions.mode(dist) if greedy else distributions.sample(dist, key)
     return envs.env_action(spec, action)
 
@@ -58,8 +70,10 @@ def evaluate(key: jax.Array, config: Config, params: Any, num_episodes: int = 10
              greedy: bool = True, max_steps: int | None = None) -> jax.Array:
     """Undiscounted returns ``[num_episodes]`` of the policy ``params.pi`` on fresh episodes.
 
+    ``params`` is a `Params` (``state.params``: pi's variables and, when
+    ``config.normalize_obs``, the observation statistics it acts with).
     ``greedy=True`` acts with the mode of pi (argmax for discrete actions, the Gaussian's mean
-    for Box actions), ``False`` samples from pi. Each episode runs until it ends or for
+    for Box actions), ``False`` samples from pi (for gSDE, from its per-state marginal). Each episode runs until it ends or for
     ``max_steps`` (default: the env's ``max_steps_in_episode``).
     """
     return _evaluate(key, config, params, num_episodes, greedy, max_steps)
@@ -77,20 +91,20 @@ def make_policy(config: Config, params: Any, greedy: bool = True
     """
     env, env_params, spec, nets = make_networks(config)
     shape = envs.obs_shape(env, env_params)
-    pi_params = jax.tree.map(jnp.asarray, params.pi)
+    acting = jax.tree.map(jnp.asarray, Params(params.pi, None, _obs_norm(config, params)))
 
     @jax.jit
-    def _policy(pi_params: Any, obs: jax.Array, key: jax.Array | None) -> jax.Array:
+    def _policy(acting: Params, obs: jax.Array, key: jax.Array | None) -> jax.Array:
         obs = jnp.asarray(obs, jnp.float32)
         if obs.ndim not in (len(shape), len(shape) + 1) or obs.shape[obs.ndim - len(shape):] \
                 != shape:
             raise ValueError(f"observation of shape {obs.shape}; expected {shape} or "
                              f"[batch, *{shape}]")
-        return _act(nets, spec, pi_params, obs, key, greedy)
+        return _act(config, nets, spec, acting, obs, key, greedy)
 
     def policy(obs: Any, key: jax.Array | None = None) -> jax.Array:
         if not greedy and key is None:
             raise ValueError("a sampling policy (greedy=False) needs a key: policy(obs, key)")
-        return _policy(pi_params, obs, None if greedy else key)
+        return _policy(acting, obs, None if greedy else key)
 
     return policy

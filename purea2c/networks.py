@@ -149,6 +149,7 @@ class PolicyNet(nn.Module):
     discrete: bool
     num_actions: int  # A, or the action dimension d
     log_std_init: float = 0.0
+    exploration: str = "gaussian"  # Box actions: "gaussian" or "gsde"
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> distributions.Distribution:
@@ -156,6 +157,15 @@ class PolicyNet(nn.Module):
         out = nn.Dense(self.num_actions, kernel_init=scaled_init(0.01), name="head")(x)
         if self.discrete:
             return distributions.Categorical(out)
+        if self.exploration == "gsde":
+            # The exploration matrix's log-std, one per (feature, action dimension), as
+            # Stable-Baselines3's gSDE with full_std; its features are not learned through it.
+            feature_log_std = self.param("log_std", nn.initializers.constant(self.log_std_init),
+                                         (x.shape[-1], self.num_actions))
+            features = jax.lax.stop_gradient(x)
+            return distributions.StateDependentGaussian(
+                out, distributions.gsde_log_std(features, feature_log_std), features,
+                feature_log_std)
         log_std = self.param("log_std", nn.initializers.constant(self.log_std_init),
                              (self.num_actions,))
         return distributions.Gaussian(out, jnp.broadcast_to(log_std, out.shape))
@@ -183,16 +193,18 @@ def make_networks(obs_shape: Sequence[int], discrete: bool, num_actions: int, *,
                   hidden_sizes: Sequence[int] = (64, 64), activation: str = "tanh",
                   torso: str = "auto", cnn_channels: Sequence[int] = (16,),
                   cnn_kernel_size: int = 3, log_std_init: float = 0.0,
-                  obs_bounds: tuple[Any, Any] | None = None) -> Networks:
+                  obs_bounds: tuple[Any, Any] | None = None,
+                  exploration: str = "gaussian") -> Networks:
     """The pi and v modules. ``obs_bounds=(low, high)``: each observation dimension with
-    finite bounds is rescaled onto [-1, 1] before the torso (see `bounds_affine`)."""
+    finite bounds is rescaled onto [-1, 1] before the torso (see `bounds_affine`).
+    ``exploration="gsde"``: pi emits a `StateDependentGaussian` (Box actions)."""
     obs_shape = tuple(int(d) for d in obs_shape)
     if obs_bounds is not None:
         obs_bounds = tuple(tuple(float(v) for v in np.broadcast_to(
             np.asarray(b, np.float64), obs_shape).reshape(-1)) for b in obs_bounds)
     spec = TorsoSpec(obs_shape, torso_kind(torso, obs_shape), tuple(hidden_sizes), activation,
                      tuple(cnn_channels), int(cnn_kernel_size), obs_bounds)
-    return Networks(PolicyNet(spec, discrete, num_actions, float(log_std_init)),
+    return Networks(PolicyNet(spec, discrete, num_actions, float(log_std_init), exploration),
                     ValueNet(spec))
 
 

@@ -27,14 +27,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from purea2c import distributions, envs, networks, objectives, replay, tracing
-from purea2c.agent import Agent, make_agent
+from purea2c import distributions, envs, networks, normalization, objectives, replay, tracing
+from purea2c.agent import Agent, Params, make_agent, network_input
 from purea2c.config import Config
-
-
-class Params(NamedTuple):
-    pi: Any  # flax variables of the policy
-    v: Any  # flax variables of the value function
 
 
 class OptStates(NamedTuple):
@@ -56,6 +51,7 @@ class TrainState(NamedTuple):
     key: jax.Array  # the run's random key
     env_steps: jax.Array  # int32, env steps taken so far (all envs)
     iteration: jax.Array  # int32, iterations completed
+    reward_norm: normalization.RewardNormState | None = None  # (Config.normalize_reward)
 
 
 class Metrics(NamedTuple):
@@ -72,6 +68,8 @@ class Metrics(NamedTuple):
     pi_grad_norm: jax.Array  # float32, global norm of pi's gradient, before clipping
     v_grad_norm: jax.Array  # float32, global norm of v's gradient, before clipping
     kl: jax.Array  # float32, KL(behaviour || pi) before each policy update, mean
+    skipped_updates: jax.Array  # int32, updates skipped as non-finite (Config.skip_nonfinite)
+    finite: jax.Array  # bool, every parameter and optimizer state finite after the iteration
 
 
 class TrainResult(NamedTuple):
@@ -89,9 +87,12 @@ def _init(key: jax.Array, config: Config) -> TrainState:
     key, key_pi, key_v, key_env = jax.random.split(key, 4)
     env_state = envs.reset(key_env, s.env, s.env_params, config.num_envs)
     obs = env_state.obs[0]
-    params = Params(pi=s.nets.pi.init(key_pi, obs), v=s.nets.v.init(key_v, obs))
+    obs_norm = normalization.init_moments(obs.shape) if config.normalize_obs else None
+    params = Params(pi=s.nets.pi.init(key_pi, obs), v=s.nets.v.init(key_v, obs),
+                    obs_norm=obs_norm)
     if config.shared_torso == "sync":
-        params = Params(*networks.sync_torsos(params.pi, params.v, config.sync_weight))
+        params = Params(*networks.sync_torsos(params.pi, params.v, config.sync_weight),
+                        obs_norm)
     if s.action_spec.discrete:
         action = jnp.zeros((), jnp.int32)
     else:
@@ -109,6 +110,8 @@ def _init(key: jax.Array, config: Config) -> TrainState:
         key=key,
         env_steps=jnp.zeros((), jnp.int32),
         iteration=jnp.zeros((), jnp.int32),
+        reward_norm=normalization.init_reward_norm(config.num_envs)
+        if config.normalize_reward else None,
     )
 
 
@@ -124,18 +127,24 @@ class _RolloutCarry(NamedTuple):
     episodes: jax.Array  # int32
     return_sum: jax.Array  # float32
     length_sum: jax.Array  # float32
+    reward_norm: normalization.RewardNormState | None
 
 
-def _env_step(s: Agent, config: Config, pi_params: Any, carry: _RolloutCarry,
-              noise: tuple[jax.Array, envs.StepNoise]) -> tuple[_RolloutCarry, None]:
+def _env_step(s: Agent, config: Config, params: Params, carry: _RolloutCarry,
+              noise: tuple[jax.Array, envs.StepNoise]) -> tuple[_RolloutCarry, jax.Array]:
+    """One step of every env; emits the observations acted on, ``[num_envs, *obs_shape]``."""
     action_noise, env_noise = noise
     obs = carry.env.obs
-    dist = s.nets.pi.apply(pi_params, obs)
+    dist = s.nets.pi.apply(params.pi, network_input(config, params, obs))
     action = distributions.sample_with_noise(dist, action_noise)
     log_prob = distributions.log_prob(dist, action)
     env_state, res = envs.step_with(env_noise, s.env, s.env_params, carry.env,
                                     envs.env_action(s.action_spec, action))
     reward = res.reward * config.reward_scale
+    reward_norm = carry.reward_norm
+    if config.normalize_reward:
+        reward_norm, reward = normalization.normalize_reward(
+            reward_norm, reward, res.episode_done, config.gamma, config.reward_clip)
     tracer, transition, valid = jax.vmap(tracing.step, in_axes=(0,) * 9 + (None,))(
         carry.tracer, obs, action, log_prob, reward, res.terminated, res.truncated,
         res.final_obs, res.next_obs, config.gamma)
@@ -146,8 +155,9 @@ def _env_step(s: Agent, config: Config, pi_params: Any, carry: _RolloutCarry,
         episodes=carry.episodes + jnp.sum(res.episode_done.astype(jnp.int32)),
         return_sum=carry.return_sum + jnp.sum(res.episode_return),
         length_sum=carry.length_sum + jnp.sum(res.episode_length.astype(jnp.float32)),
+        reward_norm=reward_norm,
     )
-    return carry, None
+    return carry, obs
 
 
 # ------------------------------------------------------------------------------------------
@@ -169,6 +179,7 @@ class _UpdateMetrics(NamedTuple):
     pi_grad_norm: jax.Array
     v_grad_norm: jax.Array
     kl: jax.Array
+    skipped: jax.Array  # int32, 1 where a non-finite update was skipped
 
 
 class OptStep(NamedTuple):
@@ -194,11 +205,13 @@ def _value_update(s: Agent, config: Config, carry: _LearnCarry,
                   batch: tracing.Transition) -> OptStep:
     """SimpleTD: one optimizer step of v; ``aux`` is the td_error of the pre-update v, as
     handed to the policy update."""
-    v_next = s.nets.v.apply(carry.target_v, batch.next_obs)
+    params = carry.params
+    v_next = s.nets.v.apply(carry.target_v, network_input(config, params, batch.next_obs))
     target = objectives.td_target(batch.reward, batch.discount, v_next)
+    obs = network_input(config, params, batch.obs)
 
     def loss_fn(v_params):
-        td = target - s.nets.v.apply(v_params, batch.obs)
+        td = target - s.nets.v.apply(v_params, obs)
         return (objectives.value_loss(td, config.value_loss, config.huber_delta),
                 objectives.td_error_signal(td, config.value_loss, config.huber_delta))
 
@@ -209,8 +222,10 @@ def _policy_update(s: Agent, config: Config, carry: _LearnCarry, batch: tracing.
                    td_error: jax.Array) -> OptStep:
     """VanillaPG (or PPO-clip): one optimizer step of pi weighted by the constant td_error;
     ``aux`` is ``(mean entropy, KL to the behaviour policy)``."""
+    obs = network_input(config, carry.params, batch.obs)
+
     def loss_fn(pi_params):
-        dist = s.nets.pi.apply(pi_params, batch.obs)
+        dist = s.nets.pi.apply(pi_params, obs)
         log_prob = distributions.log_prob(dist, batch.action)
         entropy = distributions.entropy(dist)
         if config.policy_objective == "ppo_clip":
@@ -237,13 +252,29 @@ def _update(s: Agent, config: Config, buffer: replay.ReplayState, carry: _LearnC
         target_v = optax.incremental_update(v_params, carry.target_v, config.target_tau)
     else:
         target_v = v_params
-    new = _LearnCarry(Params(pi_params, v_params), target_v,
-                     OptStates(pi_step.opt_state, v_step.opt_state))
-    # An empty buffer (only while the first n-1 steps fill the tracer) makes no update.
-    new = jax.tree.map(lambda a, b: jnp.where(buffer.size > 0, a, b), new, carry)
+    new = _LearnCarry(Params(pi_params, v_params, carry.params.obs_norm), target_v,
+                      OptStates(pi_step.opt_state, v_step.opt_state))
+    # An empty buffer (only while the first n-1 steps fill the tracer) makes no update,
+    # and neither does a non-finite one (unless config.skip_nonfinite is off).
+    apply = buffer.size > 0
+    skipped = jnp.zeros((), jnp.int32)
+    if config.skip_nonfinite:
+        finite = (jnp.isfinite(v_step.loss) & jnp.isfinite(pi_step.loss)
+                  & jnp.isfinite(v_step.grad_norm) & jnp.isfinite(pi_step.grad_norm)
+                  & all_finite((new.params, new.opt_state)))
+        skipped = (apply & ~finite).astype(jnp.int32)
+        apply = apply & finite
+    new = jax.tree.map(lambda a, b: jnp.where(apply, a, b), new, carry)
     entropy, kl = pi_step.aux
     return new, _UpdateMetrics(v_step.loss, pi_step.loss, entropy, jnp.mean(td_error),
-                               pi_step.grad_norm, v_step.grad_norm, kl)
+                               pi_step.grad_norm, v_step.grad_norm, kl, skipped)
+
+
+def all_finite(tree: Any) -> jax.Array:
+    """bool []: every inexact leaf of ``tree`` is finite everywhere."""
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
+              if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.ones((), bool)
 
 
 # ------------------------------------------------------------------------------------------
@@ -254,15 +285,14 @@ def _update(s: Agent, config: Config, buffer: replay.ReplayState, carry: _LearnC
 def _iteration(s: Agent, config: Config, state: TrainState,
                _: None) -> tuple[TrainState, Metrics]:
     key, key_act, key_env, key_learn = jax.random.split(state.key, 4)
-    steps, spec = (config.rollout_length, config.num_envs), s.action_spec
-    noise = (distributions.draw_noise(key_act, spec.discrete, (*steps, spec.num_actions)),
+    noise = (_action_noise(s, config, key_act),
              envs.draw_step_noise(key_env, s.env, s.env_params, config.num_envs,
                                   config.rollout_length))
     zero_f = jnp.zeros((), jnp.float32)
     rollout = _RolloutCarry(state.env, state.tracer, state.buffer,
-                            jnp.zeros((), jnp.int32), zero_f, zero_f)
-    rollout, _ = jax.lax.scan(functools.partial(_env_step, s, config, state.params.pi),
-                              rollout, noise)
+                            jnp.zeros((), jnp.int32), zero_f, zero_f, state.reward_norm)
+    rollout, observations = jax.lax.scan(
+        functools.partial(_env_step, s, config, state.params), rollout, noise)
 
     learn = _LearnCarry(state.params, state.target_v, state.opt_state)
     slots = replay.sample_indices(rollout.buffer, key_learn,
@@ -270,20 +300,25 @@ def _iteration(s: Agent, config: Config, state: TrainState,
     learn, update_metrics = jax.lax.scan(
         functools.partial(_update, s, config, rollout.buffer), learn, slots)
 
+    params = learn.params
+    if config.normalize_obs:  # the next iteration acts and learns with the updated moments
+        params = params._replace(obs_norm=normalization.update(params.obs_norm, observations))
     buffer = replay.clear(rollout.buffer) if config.clear_buffer else rollout.buffer
     env_steps = state.env_steps + config.steps_per_iteration
     finished = rollout.episodes.astype(jnp.float32)
     nan = jnp.full((), jnp.nan, jnp.float32)
-    means = jax.tree.map(jnp.mean, update_metrics)
+    means = jax.tree.map(jnp.mean, update_metrics._replace(skipped=None))
     metrics = Metrics(
         env_steps=env_steps,
         episodes=rollout.episodes,
         episode_return=jnp.where(finished > 0, rollout.return_sum / jnp.maximum(finished, 1), nan),
         episode_length=jnp.where(finished > 0, rollout.length_sum / jnp.maximum(finished, 1), nan),
-        **means._asdict(),
+        **{k: v for k, v in means._asdict().items() if k != "skipped"},
+        skipped_updates=jnp.sum(update_metrics.skipped),
+        finite=all_finite((params, learn.target_v, learn.opt_state)),
     )
     new_state = TrainState(
-        params=learn.params,
+        params=params,
         target_v=learn.target_v,
         opt_state=learn.opt_state,
         env=rollout.env,
@@ -292,8 +327,23 @@ def _iteration(s: Agent, config: Config, state: TrainState,
         key=key,
         env_steps=env_steps,
         iteration=state.iteration + 1,
+        reward_norm=rollout.reward_norm,
     )
     return new_state, metrics
+
+
+def _action_noise(s: Agent, config: Config, key: jax.Array) -> jax.Array:
+    """The rollout's action noise, ``[rollout_length, num_envs, ...]``, in one draw: Gumbel
+    or normal noise per step, or for gSDE one standard-normal exploration matrix
+    ``[F, d]`` per env, redrawn every ``sde_sample_freq`` steps (0: once per rollout)."""
+    spec, steps = s.action_spec, (config.rollout_length, config.num_envs)
+    if spec.discrete or config.exploration != "gsde":
+        return distributions.draw_noise(key, spec.discrete, (*steps, spec.num_actions))
+    every = config.sde_sample_freq or config.rollout_length
+    draws = -(-config.rollout_length // every)
+    z = jax.random.normal(key, (draws, config.num_envs, config.hidden_sizes[-1],
+                                spec.num_actions))
+    return jnp.repeat(z, every, axis=0)[:config.rollout_length]
 
 
 def _run(state: TrainState, config: Config, num_iterations: int) -> tuple[TrainState, Metrics]:

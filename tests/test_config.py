@@ -21,7 +21,8 @@ def test_defaults_validate_and_derive():
 def test_static_and_traced_fields_split():
     leaves, treedef = jax.tree.flatten(Config())
     traced = {"gamma", "pi_learning_rate", "v_learning_rate", "entropy_coef", "max_grad_norm",
-              "huber_delta", "target_tau", "ppo_epsilon", "sync_weight", "reward_scale"}
+              "huber_delta", "target_tau", "ppo_epsilon", "sync_weight", "reward_scale",
+              "obs_clip", "reward_clip"}
     assert len(leaves) == len(traced)
     for f in dataclasses.fields(Config):
         assert f.metadata.get("pytree_node", True) == (f.name in traced), f.name

@@ -215,3 +215,68 @@ def test_noise_drawn_for_many_steps_gives_softmax_frequencies_per_step():
         np.testing.assert_allclose(np.bincount(a[t], minlength=4) / a.shape[1], probs,
                                    atol=0.015)
     assert not np.array_equal(a[0], a[1])  # the steps' noise differs
+
+
+# --- gSDE ------------------------------------------------------------------------------------
+
+
+def _gsde_case(seed=0, batch=3, features=4, d=2):
+    rng = np.random.default_rng(seed)
+    phi = rng.normal(size=(batch, features)).astype(np.float32)
+    log_std = rng.normal(-0.5, 0.4, (features, d)).astype(np.float32)
+    mean = rng.normal(size=(batch, d)).astype(np.float32)
+    dist = distributions.StateDependentGaussian(
+        jnp.asarray(mean), distributions.gsde_log_std(jnp.asarray(phi), jnp.asarray(log_std)),
+        jnp.asarray(phi), jnp.asarray(log_std))
+    return dist, phi, log_std, mean
+
+
+def test_gsde_log_prob_is_the_density_of_the_linear_gaussian_map():
+    # a = mean + phi @ theta with vec(theta) ~ N(0, diag(exp(2 l))): a = mean + A vec(theta),
+    # so a ~ N(mean, A Sigma A^T). Built as a full covariance (no independence assumed) and
+    # scored with scipy's multivariate normal.
+    from scipy import stats
+
+    dist, phi, log_std, mean = _gsde_case()
+    features, d = log_std.shape
+    rng = np.random.default_rng(5)
+    actions = mean + rng.normal(size=mean.shape).astype(np.float32)
+    got = distributions.log_prob(dist, jnp.asarray(actions))
+    for b in range(len(phi)):
+        a_map = np.zeros((d, features * d))  # vec(theta) index i * d + j
+        for i in range(features):
+            for j in range(d):
+                a_map[j, i * d + j] = phi[b, i]
+        cov = a_map @ np.diag(np.exp(2.0 * log_std.reshape(-1))) @ a_map.T + 1e-6 * np.eye(d)
+        want = stats.multivariate_normal(mean[b], cov).logpdf(actions[b])
+        np.testing.assert_allclose(float(got[b]), want, rtol=1e-4, atol=1e-4)
+        ent = stats.multivariate_normal(mean[b], cov).entropy()
+        np.testing.assert_allclose(float(distributions.entropy(dist)[b]), ent, rtol=1e-4)
+
+
+def test_gsde_samples_have_the_marginal_covariance():
+    dist, phi, log_std, mean = _gsde_case(seed=2, batch=1)
+    n = 200_000
+    many = jax.tree.map(lambda x: jnp.broadcast_to(x[0], (n, *x.shape[1:]))
+                        if x.shape[0] == 1 else x, dist)
+    noise = jax.random.normal(jax.random.key(0), (n, *phi.shape[1:], mean.shape[-1]))
+    actions = np.asarray(distributions.sample_with_noise(many, noise))
+    np.testing.assert_allclose(actions.mean(0), mean[0], atol=0.02)
+    std = np.exp(np.asarray(dist.log_std[0]))
+    np.testing.assert_allclose(actions.std(0), std, rtol=0.02)
+    # Independent across action dimensions given the state.
+    assert abs(np.corrcoef(actions.T)[0, 1]) < 0.01
+    # The same exploration matrix at two states gives correlated, state-dependent noise.
+    dist, phi, log_std, mean = _gsde_case(seed=4, batch=3)
+    theta_noise = np.asarray(noise[0])
+    a = distributions.sample_with_noise(dist, jnp.broadcast_to(theta_noise, (3, *noise.shape[1:])))
+    expected = mean + phi @ (np.exp(log_std) * theta_noise)
+    np.testing.assert_allclose(np.asarray(a), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_gsde_mode_and_keyed_sample():
+    dist, _, _, mean = _gsde_case(seed=3)
+    np.testing.assert_array_equal(np.asarray(distributions.mode(dist)), mean)
+    a = distributions.sample(dist, jax.random.key(1))
+    b = distributions.sample(dist, jax.random.key(2))
+    assert a.shape == mean.shape and not np.allclose(a, b)

@@ -1,4 +1,5 @@
-"""Learning: the default Config() solves CartPole-v1.
+"""Learning: the default Config() solves CartPole-v1; normalisation, gSDE and the CNN learn
+what they are for, each beside a negative control that fails the same bar.
 
 The full criterion (issue and README): at least 15 of 16 seeds reach a mean greedy return
 >= 475 over 100 episodes within the default budget. CI runs it on 8 seeds (one vmapped
@@ -51,19 +52,36 @@ def _train_and_evaluate(config, num_seeds, episodes=20, seed=0):
     return np.asarray(returns).mean(axis=1)
 
 
-def test_pendulum_preset_learns_continuous_control():
-    # A uniform-random torque scores about -1200 on Pendulum-v1 and a policy that never
-    # learned (see below) about the same; the preset reaches about -180 (benchmarks/
-    # results/learning.md). Every seed must do far better than chance.
-    config = purea2c.Config.preset("Pendulum-v1")
+def test_normalisation_makes_mountain_car_learnable():
+    # MountainCar-v0 pays -1 per step for 200 steps unless the car reaches the flag. With
+    # running observation and reward normalisation the preset's A2C finds the flag within
+    # 400k steps on every seed (about -118 on average); the same settings without it never
+    # leave -200 (next test).
+    config = purea2c.Config.preset("MountainCar-v0", total_timesteps=400_000)
     returns = _train_and_evaluate(config, 4)
-    assert returns.mean() > -400 and returns.min() > -700, returns
+    assert returns.min() > -170 and returns.mean() > -140, returns
 
 
-def test_pendulum_without_policy_learning_fails_that_bar():
-    config = purea2c.Config.preset("Pendulum-v1", pi_learning_rate=1e-9)
+def test_mountain_car_without_normalisation_stays_at_minus_200():
+    config = purea2c.Config.preset("MountainCar-v0", total_timesteps=400_000,
+                                   normalize_obs=False, normalize_reward=False)
+    returns = _train_and_evaluate(config, 4)
+    assert returns.max() <= -195, returns
+
+
+def test_gsde_preset_solves_mountain_car_continuous():
+    # MountainCarContinuous-v0: +100 at the flag minus the action cost; a policy that stands
+    # still scores 0, and that is where a policy that never learned ends (next test). The
+    # preset (gSDE, normalisation, 100k steps) must reach the flag (>= 90) on every seed.
+    config = purea2c.Config.preset("MountainCarContinuous-v0")
+    returns = _train_and_evaluate(config, 4)
+    assert returns.min() >= 85 and returns.mean() >= 89, returns
+
+
+def test_mountain_car_continuous_without_policy_learning_fails_that_bar():
+    config = purea2c.Config.preset("MountainCarContinuous-v0", pi_learning_rate=1e-9)
     returns = _train_and_evaluate(config, 2)
-    assert returns.mean() < -700, returns
+    assert returns.max() < 50, returns
 
 
 def test_catch_learns_from_pixels_with_a_cnn():
