@@ -283,8 +283,10 @@ class Checkpoints:
         """Saves now, unless ``iteration`` is already saved."""
         if self.saved == iteration:
             return
+        # overwrite: after a resume that fell back past a damaged checkpoint, the steps above
+        # the resumed one belong to the abandoned continuation and are replaced (atomically).
         checkpoint.save(self.ckpt_dir, state, iteration, keep=self.keep,
-                        metadata=self.metadata(iteration))
+                        metadata=self.metadata(iteration), overwrite=True)
         for hook in self.after_save:
             hook()
         self.saved, self.last_save = iteration, time.perf_counter()
