@@ -9,20 +9,27 @@
     like = jax.eval_shape(purea2c.init, jax.random.key(0), purea2c.Config())
     state = purea2c.restore_checkpoint("ckpt", like)
 
-The command line (``purea2c train | evaluate | render``) is in `purea2c.cli`.
+Modules: `purea2c.training` (TrainState, init / run / train), `purea2c.agent` (the env,
+networks and optimizers a Config describes), `purea2c.sharding` (seeds over devices and
+hosts); the command line (``purea2c train | evaluate | render``) is in `purea2c.cli`.
 """
 
+from purea2c.agent import Agent, make_agent
+from purea2c.checkpoint import CheckpointError
 from purea2c.checkpoint import latest_step as latest_checkpoint_step
 from purea2c.checkpoint import restore as restore_checkpoint
 from purea2c.checkpoint import save as save_checkpoint
 from purea2c.config import Config
 from purea2c.evaluate import evaluate, make_policy
-from purea2c.training import (Metrics, Params, TrainResult, TrainState, compiler_options, init,
-                           run, train)
+from purea2c.training import (Metrics, OptStates, Params, TrainResult, TrainState,
+                              compiler_options, init, run, train)
 
 __all__ = [
+    "Agent",
+    "CheckpointError",
     "Config",
     "Metrics",
+    "OptStates",
     "Params",
     "TrainResult",
     "TrainState",
@@ -30,6 +37,7 @@ __all__ = [
     "evaluate",
     "init",
     "latest_checkpoint_step",
+    "make_agent",
     "make_policy",
     "restore_checkpoint",
     "run",

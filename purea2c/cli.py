@@ -34,7 +34,7 @@ import numpy as np
 
 from purea2c import checkpoint, flags, plots, rendering, run_loop, seed_evaluation, sinks
 from purea2c import run_dir as rundir
-from purea2c.config import Config
+from purea2c.config import Config, check_memory
 from purea2c.errors import RunError
 
 EXIT_ERROR = 1
@@ -134,6 +134,10 @@ def _open_run(args: argparse.Namespace, parser: argparse.ArgumentParser
     except ValueError as e:
         parser.error(str(e))
     num_seeds = 1 if args.seeds is None else args.seeds
+    try:
+        check_memory(config, num_seeds)
+    except ValueError as e:
+        parser.error(f"--seeds {num_seeds}: {e}")
     seed = 0 if args.seed is None else args.seed
     chunk = (run_loop.auto_chunk_iterations(config.num_iterations)
              if args.chunk_iterations is None else args.chunk_iterations)

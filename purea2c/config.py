@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import numbers
+import os
 from typing import Any
 
 import jax
@@ -195,6 +197,15 @@ class Config:
         """Minibatch updates of each network per iteration."""
         return self.num_passes * self.steps_per_iteration // self.batch_size
 
+    def memory_estimate(self, num_seeds: int = 1) -> int:
+        """A lower estimate, in bytes, of the memory the training program holds for
+        ``num_seeds`` vmapped seeds: parameters with their gradients, optimizer moments and
+        target copy, the ring buffer, the tracer windows, a rollout's noise and observations,
+        and the activations of one minibatch. Validation refuses a config whose estimate
+        exceeds the machine's memory."""
+        obs_shape, num_actions = _env_shapes(self.env)
+        return num_seeds * _memory_estimate(self, obs_shape, num_actions)
+
     # --- presets ---
     @classmethod
     def coax_a2c(cls, **overrides: Any) -> "Config":
@@ -305,24 +316,44 @@ def _concrete(value: Any) -> np.ndarray | None:
     return None
 
 
+def _traced_fields() -> list[str]:
+    return [f.name for f in dataclasses.fields(Config) if f.metadata.get("pytree_node", True)]
+
+
+def _is_placeholder(cfg: Config) -> bool:
+    """Whether ``cfg`` is a structure JAX builds while flattening (its traced leaves are all
+    sentinels or None, none a number or a tracer), not a user's config."""
+    return not any(isinstance(getattr(cfg, name), (numbers.Number, np.ndarray, np.generic,
+                                                   jax.Array, jax.core.Tracer))
+                   for name in _traced_fields())
+
+
 def _fail(field: str, value: Any, rule: str) -> None:
     raise ValueError(f"Config.{field}={value!r} is invalid: {rule}")
 
 
-def _check_int(cfg: Config, field: str, minimum: int) -> None:
+# The program counts env steps, iterations and updates in int32.
+INT32_MAX = 2**31 - 1
+
+
+def _check_int(cfg: Config, field: str, minimum: int, maximum: int = INT32_MAX) -> None:
     value = getattr(cfg, field)
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         _fail(field, value, f"must be a Python int >= {minimum}")
     if value < minimum:
         _fail(field, value, f"must be >= {minimum}")
+    if value > maximum:
+        _fail(field, value, f"must be <= {maximum:,} (the program counts in int32)")
 
 
 def _check_float(cfg: Config, field: str, rule: str, ok) -> None:
     value = getattr(cfg, field)
     arr = _concrete(value)
     if arr is None:
-        # A tracer, or a placeholder the pytree machinery builds while flattening.
-        if isinstance(value, (str, bool, tuple, list, dict)):
+        # A tracer, or a placeholder the pytree machinery builds while flattening (then no
+        # traced field holds a number: see _is_placeholder).
+        if isinstance(value, (str, bool, tuple, list, dict)) or (
+                not isinstance(value, jax.core.Tracer) and not _is_placeholder(cfg)):
             _fail(field, value, "must be a number")
         return
     if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
@@ -347,16 +378,16 @@ def _validate(cfg: Config) -> None:
             _fail(field, getattr(cfg, field), "must be a bool")
     hs = cfg.hidden_sizes
     if not isinstance(hs, tuple) or not all(
-        isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in hs
+        isinstance(h, int) and not isinstance(h, bool) and 1 <= h <= INT32_MAX for h in hs
     ):
-        _fail("hidden_sizes", hs, "must be a tuple of ints >= 1 (e.g. (64, 64))")
+        _fail("hidden_sizes", hs, f"must be a tuple of ints >= 1 and <= {INT32_MAX:,} (e.g. (64, 64))")
     _check_choice(cfg, "activation", _ACTIVATIONS)
     _check_choice(cfg, "torso", _TORSOS)
     cc = cfg.cnn_channels
     if not isinstance(cc, tuple) or len(cc) == 0 or not all(
-        isinstance(c, int) and not isinstance(c, bool) and c >= 1 for c in cc
+        isinstance(c, int) and not isinstance(c, bool) and 1 <= c <= INT32_MAX for c in cc
     ):
-        _fail("cnn_channels", cc, "must be a non-empty tuple of ints >= 1 (e.g. (16,))")
+        _fail("cnn_channels", cc, f"must be a non-empty tuple of ints >= 1 and <= {INT32_MAX:,} (e.g. (16,))")
     _check_int(cfg, "cnn_kernel_size", 1)
     if isinstance(cfg.log_std_init, bool) or not isinstance(cfg.log_std_init, (int, float)) \
             or not np.isfinite(cfg.log_std_init):
@@ -405,9 +436,90 @@ def _validate(cfg: Config) -> None:
     _check_float(cfg, "sync_weight", "must be in [0, 1]", lambda x: (x >= 0) & (x <= 1))
 
     _check_env(cfg.env, cfg.torso, cfg.exploration)
+    _check_memory(cfg)
+
+
+def _env_shapes(env: Any) -> tuple[tuple[int, ...], int]:
+    """``(observation shape, number of actions or action dimension)`` of a config's env."""
+    return _env_shapes_by_name(env) if isinstance(env, str) else _env_shapes_uncached(env)
+
+
+@functools.lru_cache(maxsize=None)
+def _env_shapes_by_name(name: str) -> tuple[tuple[int, ...], int]:
+    return _env_shapes_uncached(name)
+
+
+def _env_shapes_uncached(env: Any) -> tuple[tuple[int, ...], int]:
+    from purea2c import envs
+
+    env, params = envs.make_env(env) if isinstance(env, str) else (env, env.default_params)
+    return (tuple(int(d) for d in env.observation_space(params).shape),
+            envs.action_spec(env, params).num_actions)
+
+
+def _memory_estimate(cfg: Config, obs_shape: tuple[int, ...], num_actions: int) -> int:
+    obs = math.prod(obs_shape)
+    features = obs
+    params = 0
+    activations = 0  # floats of one sample's forward pass through one network
+    if (cfg.torso == "cnn") or (cfg.torso == "auto" and len(obs_shape) == 3):
+        channels = obs_shape[2] if len(obs_shape) == 3 else 1
+        pixels = obs // channels
+        for out in cfg.cnn_channels:
+            params += cfg.cnn_kernel_size ** 2 * channels * out + out
+            activations += pixels * (cfg.cnn_kernel_size ** 2 * channels + out)
+            channels = out
+        features = pixels * channels
+    for width in cfg.hidden_sizes:
+        params += features * width + width
+        activations += width
+        features = width
+    params += features * (num_actions + 1) + num_actions + 1  # both heads
+    params *= 2  # pi and v
+    floats = (
+        5 * params  # parameters, gradients, two optimizer moments, target copy
+        + cfg.buffer_capacity * (2 * obs + num_actions + 3)
+        + cfg.num_envs * (cfg.n_step + 2) * (obs + num_actions + 4)
+        + cfg.rollout_length * cfg.num_envs * (2 * obs + num_actions)
+        + 2 * 3 * cfg.batch_size * (activations + obs)  # forward and backward, pi and v
+    )
+    return 4 * floats
+
+
+def machine_memory() -> int | None:
+    """Physical memory of this machine in bytes (None where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return None
+
+
+def _check_memory(cfg: Config, num_seeds: int = 1) -> None:
+    total = machine_memory()
+    if total is None:
+        return
+    estimate = cfg.memory_estimate(num_seeds)
+    if estimate > total:
+        _fail("hidden_sizes" if _params_dominate(cfg) else "buffer_capacity",
+              cfg.hidden_sizes if _params_dominate(cfg) else cfg.buffer_capacity,
+              f"the training program would need at least {estimate / 2**30:,.1f} GiB "
+              f"({num_seeds} seed{'s' * (num_seeds > 1)}); this machine has "
+              f"{total / 2**30:,.1f} GiB")
+
+
+def _params_dominate(cfg: Config) -> bool:
+    widths = (*cfg.hidden_sizes, *cfg.cnn_channels)
+    return max(widths, default=0) ** 2 > cfg.buffer_capacity
+
+
+def check_memory(cfg: Config, num_seeds: int) -> None:
+    """Raises ``ValueError`` when ``num_seeds`` vmapped seeds of ``cfg`` cannot fit in this
+    machine's memory (see `Config.memory_estimate`)."""
+    _check_memory(cfg, num_seeds)
 
 
 _GYMNAX_API = ("reset", "step", "action_space", "observation_space", "default_params")
+_DOWNLOADING_ENVS = ("MNISTBandit-bsuite",)
 
 
 @functools.lru_cache(maxsize=None)
@@ -417,6 +529,9 @@ def _check_env_name(name: str, torso: str, exploration: str) -> None:
     if name not in gymnax.registered_envs:
         _fail("env", name, f"unknown environment; registered gymnax environments: "
                            f"{sorted(gymnax.registered_envs)}")
+    if name in _DOWNLOADING_ENVS:
+        _fail("env", name, "it downloads a data set when it is made, which purea2c does not "
+                           "do; pass an env object that holds its data instead")
     env, params = gymnax.make(name)
     _check_spaces(env, params, name, torso, exploration)
 

@@ -76,6 +76,11 @@ def evaluate(key: jax.Array, config: Config, params: Any, num_episodes: int = 10
     for Box actions), ``False`` samples from pi (for gSDE, from its per-state marginal). Each episode runs until it ends or for
     ``max_steps`` (default: the env's ``max_steps_in_episode``).
     """
+    for name, value in (("num_episodes", num_episodes), ("max_steps", max_steps)):
+        if value is None and name == "max_steps":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"evaluate: {name}={value!r} is invalid: must be an int >= 1")
     return _evaluate(key, config, params, num_episodes, greedy, max_steps)
 
 

@@ -327,7 +327,7 @@ def test_training_stops_at_the_first_non_finite_iteration(tmp_path, monkeypatch,
     monkeypatch.setattr(cli, "_start_state", lambda args, run_dir, config, info: (0, 0))
     monkeypatch.setattr(run_loop, "ChunkProgram", _FakeChunks)
     monkeypatch.setattr(sinks.checkpoint, "save",
-                        lambda d, state, it, keep, metadata: saved.append((it, state)))
+                        lambda d, state, it, keep, metadata, overwrite: saved.append((it, state)))
     run = tmp_path / "run"
     status = cli.main(["--total-timesteps", "4096", "--out", str(run), "--chunk-iterations",
                        "4", "--checkpoint-interval", "0", "--no-progress"])
