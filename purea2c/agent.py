@@ -34,6 +34,26 @@ class Agent(NamedTuple):
     nets: networks.Networks  # pi and v modules
     pi_opt: optax.GradientTransformation  # pi's updater: global-norm clip, then Adam/RMSprop
     v_opt: optax.GradientTransformation  # v's updater
+    axis_name: str | None = None  # data parallelism: the mesh axis one agent's envs are split
+    # over (gradients and statistics are averaged over it); None on one device
+
+
+def fold_device(agent: Agent, key: jax.Array) -> jax.Array:
+    """``key`` made different on each device of a data-parallel agent (unchanged on one
+    device): for the randomness of the device's own envs and minibatches."""
+    if agent.axis_name is None or jax.lax.axis_size(agent.axis_name) == 1:
+        return key  # one device: exactly `train`'s randomness
+    return jax.random.fold_in(key, jax.lax.axis_index(agent.axis_name))
+
+
+def pmean(agent: Agent, tree: Any) -> Any:
+    """The mean of ``tree`` over a data-parallel agent's devices (itself on one device)."""
+    return tree if agent.axis_name is None else jax.lax.pmean(tree, agent.axis_name)
+
+
+def psum(agent: Agent, tree: Any) -> Any:
+    """The sum of ``tree`` over a data-parallel agent's devices (itself on one device)."""
+    return tree if agent.axis_name is None else jax.lax.psum(tree, agent.axis_name)
 
 
 def make_networks(config: Config) -> tuple[Any, Any, envs.ActionSpec, networks.Networks]:
@@ -64,11 +84,12 @@ def make_optimizer(config: Config, learning_rate: Any) -> optax.GradientTransfor
     return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), scale)
 
 
-def make_agent(config: Config) -> Agent:
-    """The `Agent` of ``config``: environment, action spec, networks and both updaters."""
+def make_agent(config: Config, axis_name: str | None = None) -> Agent:
+    """The `Agent` of ``config``: environment, action spec, networks and both updaters.
+    ``axis_name``: the mesh axis of a data-parallel agent (see `purea2c.sharding`)."""
     env, env_params, spec, nets = make_networks(config)
     return Agent(env, env_params, spec, nets, make_optimizer(config, config.pi_learning_rate),
-                 make_optimizer(config, config.v_learning_rate))
+                 make_optimizer(config, config.v_learning_rate), axis_name)
 
 
 def network_input(config: Config, params: Params, obs: jax.Array) -> jax.Array:

@@ -183,3 +183,99 @@ def gather(tree: Any) -> Any:
     every process; typed PRNG keys become their raw ``key_data``. With several processes
     this is a collective: every process must call it."""
     return jax.tree.map(_to_host, tree)
+
+
+# ------------------------------------------------------------------------------------------
+# One agent over several devices (data parallelism)
+# ------------------------------------------------------------------------------------------
+
+
+def local_config(config: Config, num_devices: int) -> Config:
+    """The config each device of a data-parallel agent runs: ``num_envs``,
+    ``buffer_capacity``, ``batch_size`` and ``total_timesteps`` divided by the device count
+    (iterations, updates per iteration and every hyperparameter unchanged)."""
+    for name in ("num_envs", "buffer_capacity", "batch_size"):
+        value = getattr(config, name)
+        if value % num_devices:
+            raise ValueError(
+                f"Config.{name}={value} cannot be split over {num_devices} devices: it must be "
+                f"a multiple of the device count (each device holds {name} / {num_devices})")
+    local = config.replace(num_envs=config.num_envs // num_devices,
+                           buffer_capacity=config.buffer_capacity // num_devices,
+                           batch_size=config.batch_size // num_devices)
+    return local.replace(total_timesteps=config.num_iterations * local.steps_per_iteration)
+
+
+def _data_parallel_specs(axis: str) -> TrainResult:
+    """Where each part of a data-parallel result lives: one copy of the parameters,
+    optimizer states, key, counters and metrics (identical on every device), and the
+    per-device envs, tracer windows, buffer and reward normaliser (leading device axis)."""
+    one, per_device = PartitionSpec(), PartitionSpec(axis)
+    state = training.TrainState(params=one, target_v=one, opt_state=one, env=per_device,
+                                tracer=per_device, buffer=per_device, key=one, env_steps=one,
+                                iteration=one, reward_norm=per_device)
+    return TrainResult(state, one)
+
+
+def _local_data_parallel(key_data: jax.Array, config: Config, *, axis: str,
+                         impl: Any) -> TrainResult:
+    key = jax.random.wrap_key_data(key_data, impl=impl)
+    out = training._train(key, config, axis_name=axis)
+    add_axis = functools.partial(jax.tree.map, lambda x: x[None])
+    state = out.state._replace(env=add_axis(out.state.env), tracer=add_axis(out.state.tracer),
+                               buffer=add_axis(out.state.buffer),
+                               reward_norm=add_axis(out.state.reward_norm))
+    return TrainResult(state, out.metrics)
+
+
+@functools.cache
+def _data_parallel_program(backend: str) -> Any:
+    del backend  # the cache key: compiler_options() depends on the default backend
+
+    def program(key_data, config, *, mesh, axis, impl):
+        local = functools.partial(_local_data_parallel, axis=axis, impl=impl)
+        # check_vma=False: the scan carries start from constants; the parameters stay equal
+        # on every device because every update is a pmean (tests/test_sharding.py checks
+        # each device's copy).
+        return jax.shard_map(local, mesh=mesh, in_specs=(PartitionSpec(), PartitionSpec()),
+                             out_specs=_data_parallel_specs(axis), check_vma=False,
+                             )(key_data, config)
+
+    return jax.jit(program, static_argnames=("mesh", "axis", "impl"),
+                   compiler_options=training.compiler_options())
+
+
+def train_data_parallel(key: jax.Array, config: Config, mesh: Mesh | None = None, *,
+                        axis: str = "data") -> TrainResult:
+    """Trains ONE agent whose ``config.num_envs`` envs are split over the devices of
+    ``mesh`` along ``axis`` (data parallelism in the Anakin style).
+
+    Each device steps ``num_envs / n`` envs, keeps their tracer windows and
+    ``buffer_capacity / n`` transitions, and samples minibatches of ``batch_size / n`` from
+    them; every update averages the loss and gradient over the devices (``pmean``), so the
+    parameters and optimizer states stay identical everywhere. The observation and reward
+    statistics merge every device's batch moments (a ``psum``), the episode statistics and
+    env-step counter sum over devices, and the losses and other metrics are means. Parameters
+    start equal on every device (same key); each device's env and minibatch randomness is
+    its own (the key folded with the device index). With one device it is ``train``.
+
+    Returns a `TrainResult` whose parameters, optimizer states, key, counters and metrics are
+    single copies, and whose ``state.env``, ``state.tracer``, ``state.buffer`` and
+    ``state.reward_norm`` have a leading device axis ``[n, ...]``.
+
+    Raises ``ValueError`` when ``num_envs``, ``buffer_capacity`` or ``batch_size`` is not a
+    multiple of the device count.
+    """
+    mesh = default_mesh(axis) if mesh is None else mesh
+    if axis not in mesh.shape:
+        raise ValueError(f"mesh has no axis {axis!r}; its axes are {tuple(mesh.shape)}")
+    local = local_config(config, mesh.shape[axis])
+    impl = jax.random.key_impl(key) if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) \
+        else None
+    key_data = jax.random.key_data(key) if impl is not None else key
+    if impl is None:
+        impl = jax.random.key_impl(jax.random.wrap_key_data(key_data))
+    replicated = NamedSharding(mesh, PartitionSpec())
+    local = jax.tree.map(lambda x: _put(x, replicated), local)
+    return _data_parallel_program(jax.default_backend())(
+        _put(key_data, replicated), local, mesh=mesh, axis=axis, impl=impl)

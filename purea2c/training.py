@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import optax
 
 from purea2c import distributions, envs, networks, normalization, objectives, replay, tracing
-from purea2c.agent import Agent, Params, make_agent, network_input
+from purea2c.agent import Agent, Params, fold_device, make_agent, network_input, pmean, psum
 from purea2c.config import Config
 
 
@@ -82,9 +82,10 @@ class TrainResult(NamedTuple):
 # ------------------------------------------------------------------------------------------
 
 
-def _init(key: jax.Array, config: Config) -> TrainState:
-    s = make_agent(config)
+def _init(key: jax.Array, config: Config, axis_name: str | None = None) -> TrainState:
+    s = make_agent(config, axis_name)
     key, key_pi, key_v, key_env = jax.random.split(key, 4)
+    key_env = fold_device(s, key_env)  # parameters start equal on every device, envs do not
     env_state = envs.reset(key_env, s.env, s.env_params, config.num_envs)
     obs = env_state.obs[0]
     obs_norm = normalization.init_moments(obs.shape) if config.normalize_obs else None
@@ -144,7 +145,8 @@ def _env_step(s: Agent, config: Config, params: Params, carry: _RolloutCarry,
     reward_norm = carry.reward_norm
     if config.normalize_reward:
         reward_norm, reward = normalization.normalize_reward(
-            reward_norm, reward, res.episode_done, config.gamma, config.reward_clip)
+            reward_norm, reward, res.episode_done, config.gamma, config.reward_clip,
+            s.axis_name)
     tracer, transition, valid = jax.vmap(tracing.step, in_axes=(0,) * 9 + (None,))(
         carry.tracer, obs, action, log_prob, reward, res.terminated, res.truncated,
         res.final_obs, res.next_obs, config.gamma)
@@ -193,9 +195,13 @@ class OptStep(NamedTuple):
 
 
 def optimizer_step(opt: optax.GradientTransformation, params: Any, opt_state: optax.OptState,
-                   loss_fn: Any) -> OptStep:
-    """One step of ``opt`` on ``loss_fn(params) -> (loss, aux)``."""
+                   loss_fn: Any, axis_name: str | None = None) -> OptStep:
+    """One step of ``opt`` on ``loss_fn(params) -> (loss, aux)``. With ``axis_name`` (a
+    data-parallel agent) the loss and gradient are averaged over that mesh axis first, so
+    every device applies the same update."""
     (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    if axis_name is not None:
+        loss, grads = jax.lax.pmean((loss, grads), axis_name)
     updates, opt_state = opt.update(grads, opt_state, params)
     return OptStep(optax.apply_updates(params, updates), opt_state, loss, aux,
                    optax.tree.norm(grads))
@@ -215,7 +221,7 @@ def _value_update(s: Agent, config: Config, carry: _LearnCarry,
         return (objectives.value_loss(td, config.value_loss, config.huber_delta),
                 objectives.td_error_signal(td, config.value_loss, config.huber_delta))
 
-    return optimizer_step(s.v_opt, carry.params.v, carry.opt_state.v, loss_fn)
+    return optimizer_step(s.v_opt, carry.params.v, carry.opt_state.v, loss_fn, s.axis_name)
 
 
 def _policy_update(s: Agent, config: Config, carry: _LearnCarry, batch: tracing.Transition,
@@ -236,7 +242,8 @@ def _policy_update(s: Agent, config: Config, carry: _LearnCarry, batch: tracing.
         kl = objectives.kl_to_behaviour(log_prob, batch.log_prob)
         return loss, (jnp.mean(entropy), kl)
 
-    return optimizer_step(s.pi_opt, carry.params.pi, carry.opt_state.pi, loss_fn)
+    return optimizer_step(s.pi_opt, carry.params.pi, carry.opt_state.pi, loss_fn,
+                          s.axis_name)
 
 
 def _update(s: Agent, config: Config, buffer: replay.ReplayState, carry: _LearnCarry,
@@ -265,8 +272,8 @@ def _update(s: Agent, config: Config, buffer: replay.ReplayState, carry: _LearnC
         skipped = (apply & ~finite).astype(jnp.int32)
         apply = apply & finite
     new = jax.tree.map(lambda a, b: jnp.where(apply, a, b), new, carry)
-    entropy, kl = pi_step.aux
-    return new, _UpdateMetrics(v_step.loss, pi_step.loss, entropy, jnp.mean(td_error),
+    entropy, kl, td_mean = pmean(s, (*pi_step.aux, jnp.mean(td_error)))
+    return new, _UpdateMetrics(v_step.loss, pi_step.loss, entropy, td_mean,
                                pi_step.grad_norm, v_step.grad_norm, kl, skipped)
 
 
@@ -285,6 +292,7 @@ def all_finite(tree: Any) -> jax.Array:
 def _iteration(s: Agent, config: Config, state: TrainState,
                _: None) -> tuple[TrainState, Metrics]:
     key, key_act, key_env, key_learn = jax.random.split(state.key, 4)
+    key_act, key_env, key_learn = (fold_device(s, k) for k in (key_act, key_env, key_learn))
     noise = (_action_noise(s, config, key_act),
              envs.draw_step_noise(key_env, s.env, s.env_params, config.num_envs,
                                   config.rollout_length))
@@ -302,9 +310,13 @@ def _iteration(s: Agent, config: Config, state: TrainState,
 
     params = learn.params
     if config.normalize_obs:  # the next iteration acts and learns with the updated moments
-        params = params._replace(obs_norm=normalization.update(params.obs_norm, observations))
+        params = params._replace(obs_norm=normalization.update(params.obs_norm, observations,
+                                                               s.axis_name))
     buffer = replay.clear(rollout.buffer) if config.clear_buffer else rollout.buffer
-    env_steps = state.env_steps + config.steps_per_iteration
+    env_steps = state.env_steps + psum(s, config.steps_per_iteration)  # all devices' envs
+    rollout = rollout._replace(**psum(s, dict(episodes=rollout.episodes,
+                                              return_sum=rollout.return_sum,
+                                              length_sum=rollout.length_sum)))
     finished = rollout.episodes.astype(jnp.float32)
     nan = jnp.full((), jnp.nan, jnp.float32)
     means = jax.tree.map(jnp.mean, update_metrics._replace(skipped=None))
@@ -346,14 +358,16 @@ def _action_noise(s: Agent, config: Config, key: jax.Array) -> jax.Array:
     return jnp.repeat(z, every, axis=0)[:config.rollout_length]
 
 
-def _run(state: TrainState, config: Config, num_iterations: int) -> tuple[TrainState, Metrics]:
-    s = make_agent(config)
+def _run(state: TrainState, config: Config, num_iterations: int,
+         axis_name: str | None = None) -> tuple[TrainState, Metrics]:
+    s = make_agent(config, axis_name)
     return jax.lax.scan(functools.partial(_iteration, s, config), state, None,
                         length=num_iterations)
 
 
-def _train(key: jax.Array, config: Config) -> TrainResult:
-    state, metrics = _run(_init(key, config), config, config.num_iterations)
+def _train(key: jax.Array, config: Config, axis_name: str | None = None) -> TrainResult:
+    state, metrics = _run(_init(key, config, axis_name), config, config.num_iterations,
+                          axis_name)
     return TrainResult(state, metrics)
 
 

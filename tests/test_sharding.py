@@ -103,8 +103,43 @@ FOUR_DEVICES = textwrap.dedent("""
         uneven = str(err)
     np.savez(sys.argv[2] + "/seeds.npz", *jax.tree.leaves(gather(seeds)))
     np.savez(sys.argv[2] + "/sweep.npz", *jax.tree.leaves(gather(sweep)))
+
+    # One agent over the 4 devices: 8 envs, 2 per device.
+    from purea2c import sharding, training
+    dp_config = config.replace(num_envs=8, batch_size=32, total_timesteps=64 * 6,
+                               normalize_obs=True, normalize_reward=True)
+    dp = sharding.train_data_parallel(jax.random.key(0), dp_config)
+    identical = all(
+        all(np.asarray(leaf.addressable_shards[0].data).tobytes() == np.asarray(s.data).tobytes()
+            for s in leaf.addressable_shards)
+        for leaf in jax.tree.leaves((dp.state.params, dp.state.opt_state, dp.metrics)))
+    try:
+        sharding.train_data_parallel(jax.random.key(0), dp_config.replace(num_envs=6,
+                                                                            batch_size=30))
+        dp_uneven = None
+    except ValueError as err:
+        dp_uneven = str(err)
+
+    # The pmean'ed gradient of 4 shards is the gradient of their concatenation.
+    import optax
+    from jax.sharding import PartitionSpec as P
+    w = jnp.asarray(np.random.default_rng(0).normal(size=(3,)), jnp.float32)
+    x = jnp.asarray(np.random.default_rng(1).normal(size=(16, 3)), jnp.float32)
+    loss = lambda x: (lambda w: (jnp.mean(jnp.tanh(x @ w) ** 2), 0.0))
+    opt = optax.adam(1e-2)
+    whole = training.optimizer_step(opt, w, opt.init(w), loss(x))
+    mesh = jax.make_mesh((4,), ("data",))
+    split = jax.jit(jax.shard_map(
+        lambda xs: training.optimizer_step(opt, w, opt.init(w), loss(xs), "data").params,
+        mesh=mesh, in_specs=P("data"), out_specs=P(), check_vma=False))(
+        jax.device_put(x, jax.sharding.NamedSharding(mesh, P("data"))))
     print(json.dumps({"rows": rows, "axis": seeds.metrics.value_loss.sharding.spec[0],
-                      "uneven": uneven}))
+                      "uneven": uneven, "dp_identical": identical,
+                      "dp_env_steps": np.asarray(dp.metrics.env_steps).tolist(),
+                      "dp_obs_count": float(dp.state.params.obs_norm.count),
+                      "dp_buffer_shape": list(dp.state.buffer.data.obs.shape),
+                      "dp_finite": bool(np.all(dp.metrics.finite)), "dp_uneven": dp_uneven,
+                      "grad_diff": float(jnp.max(jnp.abs(whole.params - split)))}))
 """)
 
 
@@ -165,3 +200,29 @@ def test_two_processes_match_one(tmp_path, seeds_reference):
         for name, expected in seeds_reference.metrics._asdict().items():
             np.testing.assert_allclose(data[name], expected, rtol=1e-4, atol=1e-5,
                                        err_msg=name)
+
+
+def test_one_device_data_parallel_is_train():
+    from purea2c import sharding
+
+    config = SMALL.replace(normalize_obs=True)
+    out = sharding.train_data_parallel(jax.random.key(0), config)
+    ref = purea2c.train(jax.random.key(0), config)
+    _assert_close(jax.tree.leaves(out.state.params), ref.state.params)
+    _assert_close(jax.tree.leaves(out.metrics), ref.metrics)
+
+
+def test_four_devices_train_one_agent_with_identical_parameters(four_devices):
+    _, info = four_devices
+    assert info["dp_identical"], "a device's parameters, optimizer state or metrics differ"
+    assert info["dp_finite"]
+    # 8 envs x 8 steps per iteration over all devices; the statistics count all of them.
+    assert info["dp_env_steps"] == [64 * i for i in range(1, 7)]
+    assert info["dp_obs_count"] == 64 * 6
+    assert info["dp_buffer_shape"] == [4, 16, 4]  # per device: 64 / 4 CartPole transitions
+    assert info["dp_uneven"].startswith("Config.num_envs=6 cannot be split over 4 devices")
+
+
+def test_four_devices_average_gradients_exactly(four_devices):
+    _, info = four_devices
+    assert info["grad_diff"] < 1e-6
