@@ -180,7 +180,11 @@ def _start_state(args: argparse.Namespace, run_dir: pathlib.Path, config: Config
         print(f"purea2c: {verb} {rundir.env_name(config)}, {num_seeds} "
               f"seed{'s' * (num_seeds > 1)} x {total_steps:,} env steps ({config.num_envs} "
               f"envs each) on {jax.default_backend()} -> {run_dir}")
-    return run_loop.strip_weak_types(state), resume_step
+    state = run_loop.shard_seeds(run_loop.strip_weak_types(state))
+    devices = {d for leaf in jax.tree.leaves(state) for d in leaf.devices()}
+    if len(devices) > 1:
+        print(f"purea2c: {num_seeds} seeds sharded over {len(devices)} devices")
+    return state, resume_step
 
 
 def _restore(run_dir: pathlib.Path, config: Config, num_seeds: int,

@@ -45,6 +45,20 @@ def auto_chunk_iterations(num_iterations: int, target_chunks: int = 100) -> int:
     return max(d for d in range(1, target + 1) if num_iterations % d == 0)
 
 
+def shard_seeds(state: Any) -> Any:
+    """``state`` (leaves ``[seeds, ...]``) spread over this process's devices along the seed
+    axis, so that the chunk program (lowered with the state's sharding) runs each device's
+    seeds on that device; unchanged with one device, or when the seed count is not a
+    multiple of the device count (then everything stays on the first device)."""
+    devices = jax.local_devices()
+    num_seeds = jax.tree.leaves(state)[0].shape[0]
+    if len(devices) == 1 or num_seeds % len(devices):
+        return state
+    mesh = jax.sharding.Mesh(np.asarray(devices), ("seeds",))
+    return jax.device_put(state, jax.sharding.NamedSharding(mesh,
+                                                            jax.sharding.PartitionSpec("seeds")))
+
+
 def strip_weak_types(tree: Any) -> Any:
     """Same values, no weak types: a restored state and a fresh one (``init`` leaves a
     weak-typed leaf, ``run`` does not) then have equal avals, so one program serves both."""

@@ -226,3 +226,27 @@ def test_four_devices_train_one_agent_with_identical_parameters(four_devices):
 def test_four_devices_average_gradients_exactly(four_devices):
     _, info = four_devices
     assert info["grad_diff"] < 1e-6
+
+
+def test_cli_shards_seeds_over_local_devices(tmp_path):
+    """`purea2c train --seeds 8` with 4 devices puts 2 seeds on each, and trains what
+    vmap(train) trains on one device (to rounding)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "purea2c", "--seeds", "8", "--total-timesteps", "2048",
+         "--out", str(tmp_path / "run"), "--no-progress", "--eval-episodes", "0"],
+        env=_env(4), capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert "8 seeds sharded over 4 devices" in proc.stdout
+    config = Config(total_timesteps=2048)
+    keys = jax.random.split(jax.random.key(0), 8)
+    expected = jax.jit(jax.vmap(purea2c.train, in_axes=(0, None)))(keys, config).metrics
+    import csv
+
+    with open(tmp_path / "run" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 8 * config.num_iterations
+    for row in rows:
+        it, seed = int(row["iteration"]) - 1, int(row["seed"])
+        for name in ("episode_return", "value_loss", "policy_loss"):
+            np.testing.assert_allclose(float(row[name]), expected._asdict()[name][seed, it],
+                                       rtol=1e-3, atol=1e-4, err_msg=f"{name} {row}")
