@@ -14,6 +14,7 @@ networks and optimizers a Config describes), `purea2c.sharding` (seeds over devi
 hosts); the command line (``purea2c train | evaluate | render``) is in `purea2c.cli`.
 """
 
+from purea2c import sharding
 from purea2c.agent import Agent, make_agent
 from purea2c.checkpoint import CheckpointError
 from purea2c.checkpoint import latest_step as latest_checkpoint_step
@@ -42,6 +43,7 @@ __all__ = [
     "restore_checkpoint",
     "run",
     "save_checkpoint",
+    "sharding",
     "train",
 ]
 __version__ = "0.1.0"
