@@ -452,11 +452,42 @@ def build_parser() -> argparse.ArgumentParser:
                     help="sample actions from pi instead of taking its mode")
     rd.add_argument("--max-steps", type=int, default=None, metavar="T",
                     help="stop after T steps [default: the env's episode limit]")
+    for command in (train, ev, rd):
+        command.add_argument("--no-compile-cache", action="store_true",
+                             help="do not use the persistent compilation cache (compiled "
+                                  "programs kept in $PUREA2C_CACHE_DIR or "
+                                  "~/.cache/purea2c/jax, so a second run of the same program "
+                                  "skips most of its compile time)")
     rd.add_argument("--scale", type=float, default=1.0,
                     help="resize the frames by this factor")
     rd.add_argument("--step", type=int, default=None,
                     help="checkpoint (iteration) to play [default: the latest]")
     return parser
+
+
+def compile_cache_dir() -> pathlib.Path:
+    """Where the command line keeps compiled programs: ``$PUREA2C_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/purea2c/jax`` (default ``~/.cache/purea2c/jax``)."""
+    if os.environ.get("PUREA2C_CACHE_DIR"):
+        return pathlib.Path(os.environ["PUREA2C_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return pathlib.Path(base) / "purea2c" / "jax"
+
+
+def enable_compile_cache() -> None:
+    """JAX's persistent compilation cache in `compile_cache_dir`, for every program (the
+    same as ``jax.config.update("jax_compilation_cache_dir", ...)`` in Python). A
+    cache directory the user already set (``JAX_COMPILATION_CACHE_DIR``) is kept."""
+    if jax.config.jax_compilation_cache_dir:
+        return
+    try:
+        directory = compile_cache_dir()
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return  # no cache where none can be written; compiling still works
+    jax.config.update("jax_compilation_cache_dir", str(directory))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -478,6 +509,8 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = argv if argv is None else list(argv)
     handler = {"train": _train, "evaluate": _evaluate_command,
                "render": _render_command}[args.command]
+    if not args.no_compile_cache:
+        enable_compile_cache()
     try:
         return handler(args, subparser)
     except (RunError, OSError) as e:
