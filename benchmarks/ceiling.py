@@ -254,9 +254,10 @@ def main(argv: list[str] | None = None) -> int:
         "(num_envs * rollout_length). Biases, activations, env dynamics and optimizer ignored.",
         f"![{plot.stem}]({plot.name})",
     ])
-    common.write_results(NAME, label, {"stepping": stepping, "gemm": gemms, "gemm_peak": peak,
-                                       "training": training, "repeats": repeats,
-                                       "target_s": target_s, "plot": plot.name}, md, machine)
+    common.write_results(NAME, {"stepping": stepping, "gemm": gemms, "gemm_peak": peak,
+                                "training": training, "repeats": repeats,
+                                "target_s": target_s, "plot": plot.name},
+                         md, label=label, machine=machine)
     print()
     print("\n\n".join([stepping_md, gemm_md, training_md]))
     return 0

@@ -17,6 +17,7 @@ import os
 import platform
 import resource
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -30,7 +31,7 @@ from purea2c.run_dir import config_to_json, dist_versions
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-VERSIONED = ("jax", "jaxlib", "flax", "optax", "gymnax", "chex", "numpy")
+VERSIONED = ("jax", "jaxlib", "flax", "optax", "gymnax", "chex", "orbax-checkpoint", "numpy")
 # No single compilation or timed loop of these scripts takes minutes; past this the process
 # is stuck (seen once: XLA's CPU thread pool wedged in block_until_ready) and is ended.
 HANG_S = float(os.environ.get("PUREA2C_BENCH_HANG_S", 900))
@@ -66,8 +67,23 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def git_revision() -> str | None:
+    """The repository's commit (short hash, ``+dirty`` when tracked files are changed), or
+    None outside a git checkout."""
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT,
+                             capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if rev.returncode != 0:
+        return None
+    return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
 def machine_info() -> dict[str, Any]:
-    """Versions, devices, CPU, command line and date of this run."""
+    """Versions, devices, CPU, command line, git revision and date of this run."""
     versions = {"python": platform.python_version(), **dist_versions(VERSIONED)}
     try:
         import purea2c
@@ -89,6 +105,7 @@ def machine_info() -> dict[str, Any]:
         "pythonpath": os.environ.get("PYTHONPATH"),
         "cwd": os.getcwd(),
         "xla_flags": os.environ.get("XLA_FLAGS"),
+        "git_revision": git_revision(),
         "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -331,28 +348,63 @@ def _jsonable(obj: Any) -> Any:
     return repr(obj)
 
 
-def write_results(name: str, label: str, payload: dict[str, Any], markdown: str,
-                  machine: dict[str, Any] | None = None) -> tuple[Path, Path]:
-    """Writes ``results/<name>_<label>.json`` (payload + machine record) and ``.md``."""
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+def results_dir() -> Path:
+    """The folder result files go to: ``$PUREA2C_RESULTS_DIR`` when set (e.g. a smoke run into
+    a temporary folder), else ``benchmarks/results``."""
+    folder = os.environ.get("PUREA2C_RESULTS_DIR")
+    return Path(folder) if folder else RESULTS_DIR
+
+
+def _stem(name: str, label: str | None) -> str:
+    return name if label is None else f"{name}_{label}"
+
+
+def load_results(name: str, label: str | None = None) -> dict[str, Any] | None:
+    """The record `write_results` last wrote for ``name`` (and ``label``), or None: for
+    scripts that add to their results run by run (one entry per environment)."""
+    path = results_dir() / f"{_stem(name, label)}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+_META = ("benchmark", "label", "machine")
+
+
+def write_results(name: str, record: dict[str, Any], markdown: str, *,
+                  label: str | None = None, machine: dict[str, Any] | None = None,
+                  title: str | None = None) -> tuple[Path, Path]:
+    """Writes ``<results_dir()>/<name>[_<label>].json`` and ``.md``; every script's results go
+    through here.
+
+    The JSON holds ``benchmark``, ``label`` and ``machine`` (`machine_info`: command,
+    versions, git revision, date, devices and CPU; taken now when not given), then
+    ``record``'s fields (a record read back with `load_results` keeps its fields, and gets
+    this run's machine). The Markdown file is ``# title`` (default ``name (label)``), a
+    header with the same command, machine, date and versions, then ``markdown``.
+    """
+    folder = results_dir()
+    folder.mkdir(parents=True, exist_ok=True)
     machine = machine or machine_info()
-    json_path = RESULTS_DIR / f"{name}_{label}.json"
-    md_path = RESULTS_DIR / f"{name}_{label}.md"
+    stem = _stem(name, label)
+    json_path, md_path = folder / f"{stem}.json", folder / f"{stem}.md"
+    body = {k: v for k, v in record.items() if k not in _META}
     json_path.write_text(json.dumps(_jsonable({"benchmark": name, "label": label,
-                                               "machine": machine, **payload}), indent=1))
+                                               "machine": machine, **body}), indent=1))
     v = machine["versions"]
-    header = (f"# {name} ({label})\n\n"
-              f"`{machine['command']}` on {machine['cpu_model']} ({machine['cpu_count']} cores), "
-              f"devices {', '.join(machine['devices'])}; {machine['date_utc']}\n\n"
-              f"python {v['python']}, jax {v['jax']}, jaxlib {v['jaxlib']}, flax {v['flax']}, "
-              f"optax {v['optax']}, gymnax {v['gymnax']}\n\n")
+    versions = ", ".join(f"{k} {v.get(k)}" for k in ("python", "purea2c", *VERSIONED))
+    revision = machine.get("git_revision")
+    header = (f"# {title or (name if label is None else f'{name} ({label})')}\n\n"
+              f"`{machine['command']}`"
+              + (f" at revision {revision}" if revision else "")
+              + f" on {machine['cpu_model']} ({machine['cpu_count']} cores), devices "
+              f"{', '.join(machine['devices'])}; {machine['date_utc']}\n\n{versions}\n\n")
     md_path.write_text(header + markdown.rstrip() + "\n")
     return json_path, md_path
 
 
-def plot_path(name: str, label: str, what: str) -> Path:
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    return RESULTS_DIR / f"{name}_{label}_{what}.png"
+def plot_path(name: str, label: str | None, what: str) -> Path:
+    folder = results_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{_stem(name, label)}_{what}.png"
 
 
 def pyplot():

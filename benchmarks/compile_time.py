@@ -5,9 +5,10 @@
 Each process imports purea2c, then times ``train.trace`` (Python tracing), ``.lower()``
 (StableHLO) and ``.compile()`` (XLA) for ``Config()``: what a user's first call pays, with
 no JAX caches warm; then the steady-state speed of the compiled program (median of 7
-calls), so that compile options which cost run time would show. Processes alternate between purea2c's compiler options
-(`purea2c.compiler_options()`) and XLA's defaults, so drift hits both; the table gives the
-median of each and their ratio. The persistent compilation cache is off.
+calls), so that compile options which cost run time would show. Processes alternate between
+purea2c's compiler options (`purea2c.compiler_options()`) and XLA's defaults, so drift hits
+both; the table gives the median of each and their ratio. The persistent compilation cache
+is off. Writes results/compile_time_<label>.{json,md}.
 """
 
 from __future__ import annotations
@@ -104,9 +105,9 @@ def main(argv: list[str] | None = None) -> int:
              f"purea2c's options "
              f"({runs['purea2c'][0]['options']}) / XLA defaults: compile time "
              f"{ratio:.2f}x, speed {speed_ratio:.2f}x.")
-    common.write_results(NAME, label, {"processes": n, "runs": runs, "rows": rows,
-                                       "compile_ratio": ratio, "speed_ratio": speed_ratio},
-                         table + notes, machine)
+    common.write_results(NAME, {"processes": n, "runs": runs, "rows": rows,
+                                "compile_ratio": ratio, "speed_ratio": speed_ratio},
+                         table + notes, label=label, machine=machine)
     print()
     print(table + notes)
     return 0

@@ -29,7 +29,8 @@ REPO = Path(__file__).resolve().parents[1]
 RESULT_PREFIX = "RESULT_JSON "
 
 # Install plans: each peer has alternatives tried in order; an alternative is a list of pip
-# commands run one after another. The first alternative is the one known to install and train on CPU.
+# commands run one after another. The first alternative is the one known to install and train
+# on CPU.
 INSTALL_PLANS: dict[str, list[list[list[str]]]] = {
     "sb3": [
         [["torch==2.13.0"], ["stable-baselines3==2.9.2", "gymnasium"]],
@@ -367,12 +368,12 @@ def main(argv: list[str] | None = None) -> int:
     if "sb3" in working:
         md += (f"\n\nSB3 ran with torch.set_num_threads({args.torch_threads})." if
                args.torch_threads else "\n\nSB3 ran with torch's default thread count.")
-    common.write_results("peers", label, {
+    common.write_results("peers", {
         "peers": peers, "installs": installs, "versions": versions, "cache": str(args.cache),
         "speed": speed_rows, "solve": solve_rows, "solve_params": solve_params,
         "seeds": seeds, "speed_seconds": speed_s, "speed_reps": reps,
         "torch_threads": args.torch_threads or "torch default",
-        "worker_logs": str(workers.log_dir)}, md, machine)
+        "worker_logs": str(workers.log_dir)}, md, label=label, machine=machine)
     print()
     print(md)
     return 0

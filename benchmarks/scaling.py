@@ -204,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     payload = {"devices_mode": args.devices, "seeds": args.seeds,
                "total_timesteps": args.total_timesteps, "repeats": args.repeats, "rows": rows}
     text = markdown(args, rows, machine)
-    json_path, md_path = common.write_results(NAME, label, payload, text, machine)
+    json_path, md_path = common.write_results(NAME, payload, text, label=label,
+                                              machine=machine)
     print(f"wrote {md_path} and {json_path}")
     return 0
 

@@ -105,9 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         "memory analysis of the program (arguments + outputs + temporaries); peak_rss_mib is "
         "the process's peak resident memory so far (monotone over the run).\n\n"
         + "\n".join(f"![{p.stem}]({p.name})" for p in plots))
-    common.write_results(NAME, label, {"target_s": target_s, "repeats": repeats,
-                                       "results": results, "plots": [p.name for p in plots]},
-                         table + notes, machine)
+    common.write_results(NAME, {"target_s": target_s, "repeats": repeats, "results": results,
+                                "plots": [p.name for p in plots]},
+                         table + notes, label=label, machine=machine)
     print()
     print(table)
     return 0

@@ -7,25 +7,28 @@ of traced hyperparameters times 16 seeds; every final policy is then evaluated g
     python benchmarks/tune_default.py                # the recorded sweep
     python benchmarks/tune_default.py --quick        # 2 seeds, tiny budget (smoke test)
 
-Writes benchmarks/results/tune_default.json and .md.
+Writes results/tune_default.{json,md} (through `benchmarks.common.write_results`, with the
+command, versions, date and machine); ``--quick`` writes nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
-import json
-import pathlib
 import sys
 import time
+from pathlib import Path
 
-import jax
-import jax.numpy as jnp
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import purea2c
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
 
-RESULTS = pathlib.Path(__file__).parent / "results"
+import purea2c  # noqa: E402
+from benchmarks import common  # noqa: E402
+
+NAME = "tune_default"
 SOLVED = 475.0
 
 # The recorded sweep, in the order it was run. Each stage: (title, base overrides, static
@@ -113,15 +116,12 @@ def main(argv=None) -> int:
         sweep(purea2c.Config(total_timesteps=4096), [("quick", {})],
               {"pi_learning_rate": [1e-3]}, 2, 5)
         return 0
-    lines = ["# Sweep for the CartPole-v1 defaults", "",
-             f"Command: `{' '.join(['python', *sys.argv])}`; jax {jax.__version__}, "
-             f"backend {jax.default_backend()}.", "",
-             f"Solved = final greedy evaluation >= {SOLVED} (mean of 100 episodes); "
+    machine = common.machine_info()
+    lines = [f"Solved = final greedy evaluation >= {SOLVED} (mean of 100 episodes); "
              "16 seeds per row; one compiled program per variant, vmapped over the grid "
              "and the seeds. Defaults chosen: `Config()` = "
              f"`{purea2c.Config()!r}`."]
-    record = dict(command=" ".join(["python", *sys.argv]), jax=jax.__version__,
-                  backend=jax.default_backend(), default=repr(purea2c.Config()), stages=[])
+    record = dict(default=repr(purea2c.Config()), stages=[])
     for title, base_overrides, variants, grid, seed in STAGES:
         print(f"== {title}", flush=True)
         rows = sweep(purea2c.Config(**base_overrides), variants, grid, 16, 100, seed=seed)
@@ -133,9 +133,8 @@ def main(argv=None) -> int:
         for r in rows:
             lines.append("| " + " | ".join(
                 f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]) for c in cols) + " |")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "tune_default.json").write_text(json.dumps(record, indent=1, default=str))
-    (RESULTS / "tune_default.md").write_text("\n".join(lines) + "\n")
+    common.write_results(NAME, record, "\n".join(lines), machine=machine,
+                         title="Sweep for the CartPole-v1 defaults")
     return 0
 
 

@@ -8,22 +8,26 @@ environment's threshold where one exists.
     python benchmarks/tune_presets.py Acrobot-v1 Pendulum-v1      # the recorded sweeps
     python benchmarks/tune_presets.py --quick                      # smoke run
 
-Appends to benchmarks/results/tune_presets.json and rewrites tune_presets.md from it.
+Adds (or replaces) each swept environment's entry in results/tune_presets.json and rewrites
+tune_presets.md from it, through `benchmarks.common.write_results`; each entry keeps the
+command, versions and date of the run that made it. ``--quick`` writes nothing.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import pathlib
 import sys
+from pathlib import Path
 
-import jax
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import purea2c
-from tune_default import sweep
+import jax  # noqa: E402
 
-RESULTS = pathlib.Path(__file__).parent / "results"
+import purea2c  # noqa: E402
+from benchmarks import common  # noqa: E402
+from benchmarks.tune_default import sweep  # noqa: E402
+
+NAME = "tune_presets"
 THRESHOLDS = {"CartPole-v1": 475.0, "Acrobot-v1": -100.0, "MountainCar-v0": -110.0,
               "MountainCarContinuous-v0": 90.0}
 
@@ -73,23 +77,25 @@ SWEEPS = {
 }
 
 
-def write_markdown(record: dict) -> None:
-    lines = ["# Preset sweeps", "",
-             "Each row: one (variant, grid point), 8 training seeds (4 where the heading says "
-             "so), final greedy evaluation (mean of 20 episodes per seed, 16 for MinAtar). One compiled program per variant. "
-             "Produced by `python benchmarks/tune_presets.py ENV ...`.", ""]
-    for env, entry in record.items():
+def markdown(envs: dict) -> str:
+    lines = ["Each row: one (variant, grid point), 8 training seeds (4 where the heading says "
+             "so), final greedy evaluation (mean of 20 episodes per seed, 16 for MinAtar). "
+             "One compiled program per variant. Produced by "
+             "`python benchmarks/tune_presets.py ENV ...`.", ""]
+    for env, entry in envs.items():
         rows = entry["rows"]
         grid = entry["grid"]
         cols = ["variant", *grid, "solved", "mean_eval", "min_eval", "total_timesteps", "run_s"]
-        lines += [f"## {env} ({entry['rows'][0]['seeds']} seeds)", "", f"Base: `{entry['base']}`; jax {entry['jax']}, backend "
+        run = (f"`{entry['command']}`, {entry['date_utc']}; " if "date_utc" in entry else "")
+        lines += [f"## {env} ({entry['rows'][0]['seeds']} seeds)", "",
+                  f"Base: `{entry['base']}`; {run}jax {entry['jax']}, backend "
                   f"{entry['backend']}; threshold {THRESHOLDS.get(entry['base']['env'])}.", "",
                   "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         for r in rows:
             lines.append("| " + " | ".join(
                 f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]) for c in cols) + " |")
         lines.append("")
-    (RESULTS / "tune_presets.md").write_text("\n".join(lines))
+    return "\n".join(lines)
 
 
 def main(argv=None) -> int:
@@ -101,20 +107,23 @@ def main(argv=None) -> int:
         sweep(purea2c.Config(env="Pendulum-v1", total_timesteps=4096), [("quick", {})],
               {"pi_learning_rate": [1e-3]}, 2, 2, threshold=None)
         return 0
-    path = RESULTS / "tune_presets.json"
-    record = json.loads(path.read_text()) if path.exists() else {}
+    machine = common.machine_info()
+    old = common.load_results(NAME) or {}
+    # Files written before `common.write_results` held the environments at the top level.
+    envs = old["envs"] if "envs" in old else {k: v for k, v in old.items()
+                                              if isinstance(v, dict) and "rows" in v}
     for env in args.envs:
         base, variants, grid, *seeds = SWEEPS[env]
         print(f"== {env}", flush=True)
         rows = sweep(purea2c.Config(**base), variants, grid, seeds[0] if seeds else 8,
                      16 if "MinAtar" in env else 20, seed=0,
                      threshold=THRESHOLDS.get(base["env"]))
-        record[env] = dict(base={k: v for k, v in base.items()}, grid=grid, rows=rows,
-                           jax=jax.__version__, backend=jax.default_backend(),
-                           command=" ".join(["python", *sys.argv]))
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(record, indent=1, default=str))
-        write_markdown(record)
+        envs[env] = dict(base={k: v for k, v in base.items()}, grid=grid, rows=rows,
+                         jax=jax.__version__, backend=jax.default_backend(),
+                         command=machine["command"], date_utc=machine["date_utc"],
+                         versions=machine["versions"], git_revision=machine["git_revision"])
+        common.write_results(NAME, {"envs": envs}, markdown(envs), machine=machine,
+                             title="Preset sweeps")
     return 0
 
 
