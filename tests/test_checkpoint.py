@@ -16,6 +16,9 @@ import pytest
 
 import purea2c
 from purea2c import checkpoint
+from purea2c.run_loop import strip_weak_types
+
+from helpers import assert_trees_equal
 
 CONFIG = purea2c.Config(total_timesteps=1024)
 SEEDS = 2
@@ -23,27 +26,12 @@ _init = jax.jit(jax.vmap(purea2c.init, in_axes=(0, None)))
 _run = jax.jit(jax.vmap(purea2c.run, in_axes=(0, None, None)), static_argnums=2)
 
 
-def _bits(x):
-    """dtype, shape and raw bytes of an array (key arrays by their key data)."""
-    if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
-        return ("key", str(jax.random.key_impl(x)), _bits(jax.random.key_data(x)))
-    x = np.asarray(x)
-    return (str(x.dtype), x.shape, x.tobytes())
-
-
-def assert_bitwise_equal(a, b):
-    assert jax.tree.structure(a) == jax.tree.structure(b)
-    for (path, x), y in zip(jax.tree_util.tree_flatten_with_path(a)[0], jax.tree.leaves(b)):
-        assert _bits(x) == _bits(y), jax.tree_util.keystr(path)
-
-
 @pytest.fixture(scope="module")
 def state():
     keys = jax.random.split(jax.random.key(3), SEEDS)
     s = _init(keys, CONFIG)
     # init's output has a weak-typed leaf, run's has not: strip it so one program serves all.
-    s = jax.tree.map(lambda x: x if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
-                     else jnp.array(x, dtype=x.dtype), s)
+    s = strip_weak_types(s)
     s, _ = _run(s, CONFIG, 2)  # a state with a filled buffer and a moved optimizer
     return s
 
@@ -56,7 +44,7 @@ def test_round_trip_is_bitwise_and_keeps_the_key_type(state, tmp_path):
     path = checkpoint.save(tmp_path, state, step=2, metadata={"note": "x"})
     assert path == tmp_path / "2" and (path / "meta.json").is_file()
     restored = checkpoint.restore(tmp_path, _like())
-    assert_bitwise_equal(state, restored)
+    assert_trees_equal(state, restored, bitwise=True)
     assert jax.dtypes.issubdtype(restored.key.dtype, jax.dtypes.prng_key)
     assert checkpoint.load_metadata(tmp_path) == {"note": "x"}
     assert checkpoint.latest_step(tmp_path) == 2
@@ -67,16 +55,18 @@ def test_restored_state_continues_exactly(state, tmp_path):
     restored = checkpoint.restore(tmp_path, _like())
     a, metrics_a = _run(state, CONFIG, 2)  # the fixture's program, already compiled
     b, metrics_b = _run(restored, CONFIG, 2)
-    assert_bitwise_equal(a, b)
-    assert_bitwise_equal(metrics_a, metrics_b)
+    assert_trees_equal(a, b, bitwise=True)
+    assert_trees_equal(metrics_a, metrics_b, bitwise=True)
 
 
 def test_public_names_and_relative_paths(state, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     purea2c.save_checkpoint("ckpt", state, 7)
     assert purea2c.latest_checkpoint_step("ckpt") == 7
-    assert_bitwise_equal(state, purea2c.restore_checkpoint("ckpt", _like(), step=7))
-    assert_bitwise_equal(state, purea2c.restore_checkpoint(tmp_path / "ckpt", _like()))
+    assert_trees_equal(state, purea2c.restore_checkpoint("ckpt", _like(), step=7),
+                       bitwise=True)
+    assert_trees_equal(state, purea2c.restore_checkpoint(tmp_path / "ckpt", _like()),
+                       bitwise=True)
 
 
 def test_mismatched_structure_names_the_leaves(state, tmp_path):
@@ -100,14 +90,15 @@ def test_generic_pytrees_with_empty_nodes_and_zero_size_leaves(tmp_path):
     checkpoint.save(tmp_path, tree, step=0)
     like = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), tree)
     restored = checkpoint.restore(tmp_path, like)
-    assert_bitwise_equal(tree, restored)
+    assert_trees_equal(tree, restored, bitwise=True)
     raw = checkpoint.restore(tmp_path)  # no `like`: nested dict, keys as raw data
     np.testing.assert_array_equal(raw["a"], tree["a"])
     assert raw["nested"]["3"]["k"].dtype == np.uint32 and raw["empty"].shape == (0, 4)
     only_empty = {"e": jnp.zeros((0,), jnp.float32), "k": jax.random.split(jax.random.key(0), 0)}
     checkpoint.save(tmp_path, only_empty, step=1)
-    assert_bitwise_equal(only_empty, checkpoint.restore(
-        tmp_path, jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), only_empty)))
+    assert_trees_equal(only_empty, checkpoint.restore(
+        tmp_path, jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), only_empty)),
+        bitwise=True)
 
 
 def test_keep_and_overwrite(tmp_path):
@@ -263,7 +254,7 @@ def _assert_fallback(directory, step_dir, match):
     assert str(step_dir) in str(info.value) and "tensorstore_spec" not in str(info.value)
     state, step, skipped = checkpoint.restore_latest_intact(directory, _SMALL_LIKE)
     assert step == 1 and [s for s, _ in skipped] == [2] and str(step_dir) in skipped[0][1]
-    assert_bitwise_equal(_small_tree(1), state)
+    assert_trees_equal(_small_tree(1), state, bitwise=True)
 
 
 @pytest.mark.parametrize("damage", list(_FILE_DAMAGE))
@@ -347,7 +338,7 @@ def test_fallback_reports_every_damaged_step_and_fails_when_none_is_intact(prist
     state, step, skipped = checkpoint.restore_latest_intact(tmp_path, _SMALL_LIKE)
     assert step == 1 and [s for s, _ in skipped] == [3, 2]
     assert "truncated" in skipped[0][1] and "meta.json is missing" in skipped[1][1]
-    assert_bitwise_equal(_small_tree(1), state)
+    assert_trees_equal(_small_tree(1), state, bitwise=True)
     assert checkpoint.latest_step(tmp_path) == 3  # the newest on disk, damaged or not
 
     _bytes_at(0.5)(tmp_path / "1" / "meta.json")
@@ -386,7 +377,7 @@ def test_a_damaged_step_is_replaced_by_an_overwrite_and_older_steps_can_be_saved
     assert checkpoint.all_steps(tmp_path) == [1, 2]
     state, step, skipped = checkpoint.restore_latest_intact(tmp_path, _SMALL_LIKE)
     assert step == 2 and skipped == []
-    assert_bitwise_equal(_small_tree(2), state)
+    assert_trees_equal(_small_tree(2), state, bitwise=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["1", "2"]
 
 

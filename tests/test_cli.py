@@ -16,19 +16,12 @@ import purea2c
 from purea2c import checkpoint, cli, flags, rendering, run_loop, seed_evaluation, sinks
 from purea2c import run_dir as rundir
 
+from helpers import assert_trees_equal
+
 # A tiny run: 4096 env steps = 16 iterations of 16 envs x 16 steps, two seeds, 16 chunks.
 TINY = ["--total-timesteps", "4096", "--seeds", "2"]
 TINY_CONFIG = purea2c.Config(total_timesteps=4096)
 NUM_ITERATIONS = 16
-
-
-def _bits(tree):
-    def leaf(x):
-        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
-            x = jax.random.key_data(x)
-        x = np.asarray(x)
-        return str(x.dtype), x.shape, x.tobytes()
-    return [leaf(x) for x in jax.tree.leaves(tree)]
 
 
 def _final_state(run_dir):
@@ -392,7 +385,7 @@ def test_train_writes_the_run_directory(trained):
     for _ in range(NUM_ITERATIONS):
         state, metrics = run_loop.vmapped_run(state, config, 1)
         returns.append(np.asarray(metrics.episode_return)[:, 0])
-    assert _bits(_final_state(trained)) == _bits(state)
+    assert_trees_equal(_final_state(trained), state, bitwise=True)
     logged = table.pivot(index="iteration", columns="seed", values="episode_return").to_numpy()
     np.testing.assert_array_equal(logged, np.stack(returns))
 
@@ -464,7 +457,7 @@ def test_sigterm_then_resume_equals_an_uninterrupted_run(trained, tmp_path):
 
     assert cli.main(["train", "--resume", str(run_dir), "--eval-episodes", "0"]) == 0
     assert checkpoint.latest_step(run_dir / "checkpoints") == NUM_ITERATIONS
-    assert _bits(_final_state(run_dir)) == _bits(_final_state(trained))
+    assert_trees_equal(_final_state(run_dir), _final_state(trained), bitwise=True)
     assert (run_dir / "metrics.csv").read_bytes() == (trained / "metrics.csv").read_bytes()
     assert json.loads((run_dir / "run.json").read_text())["status"] == "finished"
 
@@ -483,7 +476,7 @@ def test_resume_after_a_hard_kill_drops_rows_past_the_checkpoint(trained, tmp_pa
     checkpoint.save(run_dir / "checkpoints", state, 5)
     assert cli.main(["train", "--resume", str(run_dir), "--eval-episodes", "0",
                      "--no-progress"]) == 0
-    assert _bits(_final_state(run_dir)) == _bits(_final_state(trained))
+    assert_trees_equal(_final_state(run_dir), _final_state(trained), bitwise=True)
     assert (run_dir / "metrics.csv").read_bytes() == (trained / "metrics.csv").read_bytes()
 
 
@@ -548,5 +541,5 @@ def test_resume_skips_a_damaged_checkpoint_and_says_so(trained, tmp_path, capsys
     warning = [line for line in captured.err.splitlines() if "warning" in line]
     assert len(warning) == 1 and f"checkpoint {steps[-1]} is damaged" in warning[0]
     assert f"resuming {run_dir} at iteration {steps[0]}/" in captured.out
-    assert _bits(_final_state(run_dir)) == _bits(_final_state(trained))
+    assert_trees_equal(_final_state(run_dir), _final_state(trained), bitwise=True)
     assert (run_dir / "metrics.csv").read_bytes() == (trained / "metrics.csv").read_bytes()

@@ -10,6 +10,8 @@ import pytest
 
 from purea2c import distributions, networks
 
+from helpers import assert_trees_equal
+
 OBS_DIM, NUM_ACTIONS, HIDDEN = 4, 3, (8, 8)
 
 
@@ -23,12 +25,6 @@ def init_params(seed_pi=0, seed_v=1, activation="tanh"):
 
 def to_numpy(tree):
     return jax.tree.map(lambda x: np.array(x, copy=True), tree)
-
-
-def assert_trees_equal(a, b):
-    assert jax.tree.structure(a) == jax.tree.structure(b)
-    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
 @pytest.mark.parametrize("weight", [0.0, 0.3, 0.5, 1.0])

@@ -12,19 +12,10 @@ from purea2c import normalization, training
 from purea2c.agent import make_agent, make_networks
 from purea2c.config import Config
 
+from helpers import trees_equal
+
 SMALL = Config(num_envs=4, rollout_length=8, n_step=3, buffer_capacity=64, batch_size=16,
                num_passes=2, total_timesteps=32 * 12)
-
-
-def _np(x):
-    if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
-        x = jax.random.key_data(x)
-    return np.asarray(x)
-
-
-def _leaves_equal(a, b) -> bool:
-    return all(np.array_equal(_np(x), _np(y), equal_nan=True)
-               for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
 def _finite_metrics(m: purea2c.Metrics):
@@ -54,7 +45,7 @@ def test_shapes_and_finite_metrics(small_run):
 
 def test_same_key_is_bitwise_reproducible(small_run):
     again = purea2c.train(jax.random.key(0), SMALL)
-    assert _leaves_equal(small_run, again)
+    assert trees_equal(small_run, again)
 
 
 def test_different_keys_differ():
@@ -87,8 +78,8 @@ def test_chunked_run_equals_one_train_call(small_run):
         state, metrics = purea2c.run(state, SMALL, length)
         chunks.append(metrics)
     joined = jax.tree.map(lambda *xs: jnp.concatenate(xs), *chunks)
-    assert _leaves_equal(joined, small_run.metrics)
-    assert _leaves_equal(state, small_run.state)
+    assert trees_equal(joined, small_run.metrics)
+    assert trees_equal(state, small_run.state)
 
 
 def test_repeated_calls_compile_once():
@@ -113,7 +104,7 @@ def test_vmap_over_traced_learning_rate():
                                    np.asarray(single.metrics.value_loss), rtol=1e-4, atol=1e-5)
     # Same key, different learning rates: different policies.
     pi0, pi1 = (jax.tree.map(lambda x: x[i], out.state.params.pi) for i in range(2))
-    assert not _leaves_equal(pi0, pi1)
+    assert not trees_equal(pi0, pi1)
 
 
 def test_first_iteration_before_the_tracer_fills_makes_no_update():
@@ -122,7 +113,7 @@ def test_first_iteration_before_the_tracer_fills_makes_no_update():
     state0 = purea2c.init(jax.random.key(0), config)
     state1, metrics = purea2c.run(state0, config, 1)
     assert int(state1.buffer.size) == 0
-    assert _leaves_equal(state0.params, state1.params)
+    assert trees_equal(state0.params, state1.params)
 
 
 def test_buffer_holds_every_transition_of_the_iteration():
@@ -140,9 +131,9 @@ def test_sync_keeps_torsos_equal_and_variants_run():
     _finite_metrics(out.metrics)
     pi_torso = out.state.params.pi["params"]["torso"]
     v_torso = out.state.params.v["params"]["torso"]
-    assert _leaves_equal(pi_torso, v_torso)
+    assert trees_equal(pi_torso, v_torso)
     # The target network lags behind v.
-    assert not _leaves_equal(out.state.target_v, out.state.params.v)
+    assert not trees_equal(out.state.target_v, out.state.params.v)
     # Huber td_error is clipped to +-delta, so its mean is too.
     assert np.all(np.abs(np.asarray(out.metrics.td_error)) <= config.huber_delta + 1e-6)
 
