@@ -1,22 +1,36 @@
 """Does every preset learn? Trains `Config.preset(env)` on 16 seeds per environment (vmapped:
-one compiled program per environment), evaluates each final policy greedily, and compares
-with a uniform-random policy and with published figures.
+one compiled program per environment), evaluates each final policy greedily and by sampling
+(100 episodes each, the same evaluation keys for both), and compares with Stable-Baselines3
+A2C at rl-baselines3-zoo's settings (classic control), a uniform-random policy and published
+figures. CartPole-v1 is also evaluated at the zoo's 500k by continuing the same runs.
 
     python benchmarks/learning.py                          # every environment below
     python benchmarks/learning.py Pendulum-v1 Acrobot-v1   # some; others keep their rows
-    python benchmarks/learning.py --quick                  # 2 seeds, tiny budget, no files
+    python benchmarks/learning.py --sb3-seeds MountainCar-v0=8,Pendulum-v1=8   # SB3 seeds
+    python benchmarks/learning.py --sb3-seeds 0            # no SB3
+    python benchmarks/learning.py --quick                  # 2 seeds, tiny budgets; writes
+                                                           # only under /tmp
 
-Results accumulate in benchmarks/results/learning.json (one entry per environment, replaced
-when that environment is rerun); learning.md and learning/<env>.png are rebuilt from it.
-Learning curves are the per-iteration mean return of the episodes that finished during
-training (sampled actions), smoothed and averaged over seeds as ``purea2c train`` draws
-them (`purea2c.plots`), with a 95% band (mean +- 1.96 standard errors over seeds).
+SB3 runs in the venv that benchmarks/peers.py installs (``--cache``, installed when missing),
+one process per (env, seed) through ``benchmarks/peers/sb3_learning_worker.py``, 2 at a time,
+after purea2c's runs. Results accumulate in benchmarks/results/learning.json (one entry per
+environment, replaced when that environment is rerun); learning.md and learning/<env>.png
+are rebuilt from it. Learning curves are the per-iteration mean return of the episodes that
+finished during training (sampled actions), smoothed and averaged over seeds as ``purea2c
+train`` draws them (`purea2c.plots`), with a 95% band (mean +- 1.96 standard errors over
+seeds); SB3's Monitor returns are smoothed over the same share of the run and overlaid.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -59,6 +73,18 @@ PUBLISHED_SOURCES = [
     "Thresholds: Gymnasium's `reward_threshold` (gymnasium/envs/__init__.py).",
 ]
 NUM_SEEDS = 16
+EVAL_EPISODES = 100
+# CartPole's preset budget is below the zoo's; it is also evaluated at the zoo's 500k by
+# continuing the same runs.
+EXTENDED = {"CartPole-v1": 500_000}
+# Pendulum's target: mean over seeds >= -170 and every seed >= -250.
+PENDULUM_TARGET = (-170.0, -250.0)
+SB3_ENVS = ["CartPole-v1", "Acrobot-v1", "MountainCar-v0", "Pendulum-v1",
+            "MountainCarContinuous-v0"]
+SB3_BUDGET = {"CartPole-v1": 500_000, "Acrobot-v1": 500_000, "MountainCar-v0": 1_000_000,
+              "Pendulum-v1": 1_000_000, "MountainCarContinuous-v0": 100_000}
+SB3_WORKER = Path(__file__).resolve().parent / "peers" / "sb3_learning_worker.py"
+RESULT_PREFIX = "RESULT_JSON "
 
 
 def random_returns(key: jax.Array, env_name: str, num_episodes: int) -> np.ndarray:
@@ -76,6 +102,13 @@ def random_returns(key: jax.Array, env_name: str, num_episodes: int) -> np.ndarr
     return np.asarray(run(key))
 
 
+def seed_stats(per_seed: np.ndarray, threshold: float | None) -> dict[str, Any]:
+    per_seed = np.asarray(per_seed, np.float64)
+    return dict(mean=float(per_seed.mean()), std=float(per_seed.std()),
+                min=float(per_seed.min()), per_seed=per_seed.tolist(), seeds=len(per_seed),
+                solved=None if threshold is None else int((per_seed >= threshold).sum()))
+
+
 def run_env(name: str, num_seeds: int, eval_episodes: int, quick: bool) -> dict[str, Any]:
     config = purea2c.Config.preset(name)
     if quick:
@@ -90,105 +123,399 @@ def run_env(name: str, num_seeds: int, eval_episodes: int, quick: bool) -> dict[
         t0 = time.perf_counter()
         out = jax.block_until_ready(compiled(keys, config))
         run_s = time.perf_counter() - t0
+    # The same evaluation keys for both modes (and for every budget).
     eval_keys = jax.random.split(jax.random.key(1), num_seeds)
-    evaluate = jax.jit(jax.vmap(lambda k, p: purea2c.evaluate(k, config, p,
-                                                              num_episodes=eval_episodes)))
-    per_seed = np.asarray(evaluate(eval_keys, out.state.params)).mean(-1)  # [seeds]
+    evaluate = jax.jit(jax.vmap(
+        lambda k, p, greedy: purea2c.evaluate(k, config, p, num_episodes=eval_episodes,
+                                              greedy=greedy), in_axes=(0, 0, None)),
+        static_argnums=2)
+    threshold = THRESHOLDS.get(name)
+
+    def both(params) -> tuple[dict, dict, float]:
+        t0 = time.perf_counter()
+        g = np.asarray(evaluate(eval_keys, params, True)).mean(-1)
+        s = np.asarray(evaluate(eval_keys, params, False)).mean(-1)
+        return seed_stats(g, threshold), seed_stats(s, threshold), time.perf_counter() - t0
+
+    greedy, sampled, eval_s = both(out.state.params)
     rand = random_returns(jax.random.key(2), name, 100)
     m = out.metrics
-    threshold = THRESHOLDS.get(name)
-    return dict(
-        env=name, config=common.config_record(config), seeds=num_seeds,
+    entry = dict(
+        env=name, format=2, config=common.config_record(config), seeds=num_seeds,
         eval_episodes=eval_episodes, env_steps=int(m.env_steps[0, -1]),
-        compile_s=compile_s, run_s=run_s,
-        eval_mean=float(per_seed.mean()), eval_std=float(per_seed.std()),
-        eval_per_seed=per_seed.tolist(),
-        solved=None if threshold is None else int((per_seed >= threshold).sum()),
+        compile_s=compile_s, run_s=run_s, eval_s=eval_s, greedy=greedy, sampled=sampled,
         threshold=threshold,
         random_mean=float(rand.mean()), random_std=float(rand.std()),
         curve_steps=np.asarray(m.env_steps[0]).tolist(),
         curve_returns=np.asarray(m.episode_return).tolist(),  # [seeds, iterations], NaN gaps
         published=PUBLISHED.get(name),
     )
+    if name in EXTENDED:  # continue the same runs to the longer budget
+        target = EXTENDED[name] if not quick else 4 * config.steps_per_iteration
+        more = -(-(target - entry["env_steps"]) // config.steps_per_iteration)
+        cont = jax.jit(jax.vmap(purea2c.run, in_axes=(0, None, None)), static_argnums=2)
+        with common.watchdog(f"continue {name}", 3 * 3600):
+            t0 = time.perf_counter()
+            state, m2 = jax.block_until_ready(cont(out.state, config, more))
+            cont_s = time.perf_counter() - t0
+        g, s, e_s = both(state.params)
+        entry["extended"] = dict(
+            env_steps=int(m2.env_steps[0, -1]), iterations=more, wall_s=cont_s, eval_s=e_s,
+            greedy=g, sampled=s,
+            curve_steps=np.asarray(m2.env_steps[0]).tolist(),
+            curve_returns=np.asarray(m2.episode_return).tolist())
+    return entry
 
 
-def plot(entry: dict[str, Any]) -> str:
+# ------------------------------------------------------------------------------------------
+# Stable-Baselines3 A2C (zoo settings), one subprocess per (env, seed)
+# ------------------------------------------------------------------------------------------
+
+
+def sb3_python(cache: Path, install: bool) -> Path | None:
+    sys.path.insert(0, str(common.REPO_ROOT))
+    from benchmarks import peers  # noqa: E402  (its own copy of common; harmless)
+
+    if install:
+        rec = peers.install_peer("sb3", cache, "python3")
+        if not rec["ok"]:
+            print(f"[sb3] install failed: {rec['attempts'][-1]['log']}", flush=True)
+            return None
+    py = peers.venv_python(cache, "sb3")
+    return py if py.exists() else None
+
+
+def sb3_job(python: Path, params: dict, log_dir: Path, timeout: float) -> dict:
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)  # the peer's venv must not see purea2c's environment
+    cmd = [str(python), str(SB3_WORKER), json.dumps(params)]
+    log = log_dir / f"sb3_{params['env']}_seed{params['seed']}.log"
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+        stdout, stderr, rc = proc.stdout, proc.stderr, proc.returncode
+    except subprocess.TimeoutExpired as exc:
+        stdout = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        stderr = f"killed after {timeout:.0f} s"
+        rc = "timeout"
+    wall = time.perf_counter() - t0
+    log.write_text(f"$ {' '.join(cmd)}\n--- stdout\n{stdout[-20000:]}\n--- stderr\n{stderr}")
+    lines = [ln for ln in stdout.splitlines() if ln.startswith(RESULT_PREFIX)]
+    if not lines:
+        return {"error": f"returncode {rc}: " + "\n".join(stderr.strip().splitlines()[-6:]),
+                "process_wall_s": wall, "seed": params["seed"]}
+    out = json.loads(lines[-1][len(RESULT_PREFIX):])
+    out["process_wall_s"] = wall
+    return out
+
+
+def sb3_summary(name: str, runs: list[dict], wall_s: float) -> dict[str, Any]:
+    ok = [r for r in runs if "error" not in r]
+    threshold = THRESHOLDS.get(name)
+    out: dict[str, Any] = dict(seeds=len(ok), errors=[r["error"] for r in runs if "error" in r],
+                               wall_s=wall_s, parallel=2)
+    if not ok:
+        return out
+    out.update(
+        env_steps=ok[0]["env_steps"], hyperparameters=ok[0]["hyperparameters"],
+        versions=ok[0]["versions"], torch_threads=ok[0]["torch_threads"],
+        eval_episodes=len(ok[0]["greedy_returns"]),
+        train_s_per_seed=[r["train_s"] for r in ok], eval_s_per_seed=[r["eval_s"] for r in ok],
+        greedy=seed_stats(np.array([r["greedy_mean"] for r in ok]), threshold),
+        sampled=seed_stats(np.array([r["sampled_mean"] for r in ok]), threshold),
+        curves=[dict(steps=r["curve_steps"], returns=r["curve_returns"]) for r in ok])
+    return out
+
+
+def sb3_curve(curves: list[dict], budget: int, points: int = 200) -> tuple[np.ndarray, ...]:
+    """Per seed, on a grid of env steps, the mean return of the training episodes that ended
+    in the last budget/50 steps (as purea2c's curve uses a window of 1/50 of the run)."""
+    grid = np.linspace(budget / points, budget, points)
+    width = budget / 50
+    smooth = np.full((len(curves), points), np.nan)
+    for i, c in enumerate(curves):
+        steps, rets = np.asarray(c["steps"], float), np.asarray(c["returns"], float)
+        for j, g in enumerate(grid):
+            sel = (steps > g - width) & (steps <= g)
+            if sel.any():
+                smooth[i, j] = rets[sel].mean()
+    mean, half = plots.mean_and_band(smooth)
+    return grid, mean, half
+
+
+# ------------------------------------------------------------------------------------------
+# Plots and the table
+# ------------------------------------------------------------------------------------------
+
+
+def plot(entry: dict[str, Any], out_dir: Path) -> str:
     plt = common.pyplot()
     steps = np.asarray(entry["curve_steps"])
     returns = np.asarray(entry["curve_returns"], np.float64)  # NaN (null) gaps
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+    ext = entry.get("extended")
+    if ext:
+        steps = np.concatenate([steps, np.asarray(ext["curve_steps"])])
+        returns = np.concatenate([returns, np.asarray(ext["curve_returns"], np.float64)], 1)
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
     plots.draw_learning_curve(ax, steps, returns, None, max(1, len(steps) // 50),
                               label=f"purea2c, mean of {entry['seeds']} seeds",
-                              band_label="95% band over seeds")
+                              band_label="purea2c 95% band over seeds")
+    if ext:
+        ax.axvline(entry["env_steps"], color="k", lw=0.8, ls="-.",
+                   label=f"preset budget ({entry['env_steps']:,})")
+    sb3 = entry.get("sb3") or {}
+    if sb3.get("curves"):
+        grid, mean, half = sb3_curve(sb3["curves"], sb3["env_steps"])
+        ax.plot(grid, mean, lw=1.5, color="tab:red",
+                label=f"SB3 A2C (zoo), mean of {sb3['seeds']} seeds")
+        if sb3["seeds"] > 1:
+            ax.fill_between(grid, mean - half, mean + half, color="tab:red", alpha=0.2, lw=0,
+                            label="SB3 95% band over seeds")
     ax.axhline(entry["random_mean"], color="grey", ls="--", label="uniform random policy")
     if entry["threshold"] is not None:
         ax.axhline(entry["threshold"], color="green", ls=":", label="solve threshold")
     ax.set_xlabel("env steps (per seed)")
-    ax.set_ylabel("training episode return")
+    ax.set_ylabel("training episode return\n(sampled actions)")
     ax.set_title(entry["env"])
     ax.legend(fontsize=7)
     fig.tight_layout()
-    path = common.RESULTS_DIR / "learning" / f"{entry['env']}.png"
+    path = out_dir / "learning" / f"{entry['env']}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
-    return str(path.relative_to(common.RESULTS_DIR))
+    return str(path.relative_to(out_dir))
+
+
+def _cell(stats: dict | None, name: str, threshold: float | None) -> str:
+    if not stats or not stats.get("seeds"):
+        return "–"
+    text = f"{stats['mean']:.1f} ± {stats['std']:.1f}"
+    if name == "Pendulum-v1":
+        ok = stats["mean"] >= PENDULUM_TARGET[0] and stats["min"] >= PENDULUM_TARGET[1]
+        text += f", min {stats['min']:.1f} ({'met' if ok else 'not met'})"
+    elif threshold is not None:
+        text += f", {stats['solved']}/{stats['seeds']}"
+    return text
+
+
+def _target(name: str, threshold: float | None) -> str:
+    if name == "Pendulum-v1":
+        return f"mean ≥ {PENDULUM_TARGET[0]:g}, every seed ≥ {PENDULUM_TARGET[1]:g}"
+    if name == "Catch-bsuite":
+        return "1 (every episode caught)"
+    return "–" if threshold is None else f"≥ {threshold:g}"
+
+
+def _sb3_cells(sb3: dict | None, name: str, threshold: float | None) -> tuple[str, str]:
+    if not sb3 or not sb3.get("seeds"):
+        return "–", "–"
+    g = _cell(sb3["greedy"], name, threshold) + f" ({sb3['seeds']} seeds)"
+    return g, _cell(sb3["sampled"], name, threshold)
 
 
 def markdown(record: dict[str, Any]) -> str:
     lines = [
-        "Each row: `Config.preset(env)` trained on 16 seeds in one vmapped program, then "
-        "each seed's final policy evaluated greedily (mean return over the episodes shown); "
-        "mean ± std over seeds. *Random*: a uniform-random policy, 100 episodes. *Solved*: "
-        "seeds whose evaluation reaches the threshold. Wall-clock is for all 16 seeds together "
-        "on this machine; compile apart from run.", "",
-        "| env | purea2c (greedy eval) | solved | random policy | published | env steps / seed "
-        "| compile s | run s | curve |",
+        "Each purea2c row: `Config.preset(env)` trained on 16 seeds in one vmapped program; "
+        "each seed's final policy evaluated over 100 episodes greedily (the mode of the "
+        "policy) and by sampling (`purea2c.evaluate(..., greedy=False)`), with the same "
+        "evaluation keys for both; mean ± std over seeds of the per-seed mean return, then "
+        "*k/n*: seeds whose mean reaches the threshold. Pendulum-v1 has no threshold: "
+        "the cell gives the mean ± std and the worst seed, and whether the target (mean ≥ -170, "
+        "every seed ≥ -250) is met. CartPole-v1's preset budget is 98,304 steps; the second "
+        "CartPole row continues the same 16 runs (`purea2c.run`) to the zoo's 500k.", "",
+        "SB3 columns: Stable-Baselines3 A2C with rl-baselines3-zoo's `hyperparams/a2c.yml` "
+        "settings at the zoo's budget, one process per seed, 2 processes at a time, "
+        "`torch.set_num_threads(1)`; the final model evaluated over 100 episodes "
+        "deterministically and by sampling on the same evaluation seeds, VecNormalize "
+        "statistics frozen (`training=False, norm_reward=False`). Its seed count is given in "
+        "the cell (fewer seeds where 16 did not fit the time of the run). *Random*: a "
+        "uniform-random policy, 100 episodes.", "",
+        "| env | budget | purea2c greedy (mean ± std, solved) | purea2c sampled "
+        "| SB3 greedy (seeds, solved) | SB3 sampled | random | published | target |",
         "|---|---|---|---|---|---|---|---|---|"]
     for name in ENVS:
         e = record["envs"].get(name)
         if e is None:
             continue
-        solved = "–" if e["solved"] is None else f"{e['solved']}/{e['seeds']} (≥ {e['threshold']:g})"
+        th = e.get("threshold")
+        rand = f"{e['random_mean']:.1f} ± {e['random_std']:.1f}"
+        if e.get("format") != 2:  # an entry of the earlier run: greedy only
+            solved = "" if e.get("solved") is None else f", {e['solved']}/{e['seeds']}"
+            lines.append(
+                f"| {name} (from the earlier run, preset unchanged) | {e['env_steps']:,} "
+                f"| {e['eval_mean']:.1f} ± {e['eval_std']:.1f}{solved} "
+                f"({e['eval_episodes']} ep) | – | – | – | {rand} | {e['published']} "
+                f"| {_target(name, th)} |")
+            continue
+        ext = e.get("extended")
+        sb3 = e.get("sb3")
+        g, s = _sb3_cells(sb3 if not ext else None, name, th)
         lines.append(
-            f"| {name} | {e['eval_mean']:.1f} ± {e['eval_std']:.1f} ({e['eval_episodes']} ep) "
-            f"| {solved} | {e['random_mean']:.1f} ± {e['random_std']:.1f} | {e['published']} "
-            f"| {e['env_steps']:,} | {e['compile_s']:.1f} | {e['run_s']:.1f} "
-            f"| [png]({e['plot']}) |")
-    lines += ["", "Sources of the published figures:", ""] + [f"- {s}" for s in PUBLISHED_SOURCES]
-    lines += ["", "Runs (command, date, load):", ""]
+            f"| {name} | {e['env_steps']:,} | {_cell(e['greedy'], name, th)} "
+            f"| {_cell(e['sampled'], name, th)} | {g} | {s} | {rand} | {e['published']} "
+            f"| {_target(name, th)} |")
+        if ext:
+            g, s = _sb3_cells(sb3, name, th)
+            lines.append(
+                f"| {name} (same runs continued) | {ext['env_steps']:,} "
+                f"| {_cell(ext['greedy'], name, th)} | {_cell(ext['sampled'], name, th)} "
+                f"| {g} | {s} | {rand} | {e['published']} | {_target(name, th)} |")
+    lines += ["", "Curves: `learning/<env>.png` (training episode returns with sampled "
+              "actions, running mean over 1/50 of the run, mean over seeds and 95% band; SB3's "
+              "Monitor returns overlaid for the classic-control environments).", "",
+              "Sources of the published figures:", ""] + [f"- {s}" for s in PUBLISHED_SOURCES]
+    lines += ["", "Wall clock per environment (this machine, 2 CPU cores; purea2c: 16 seeds "
+              "together; SB3: all its seeds, 2 processes at a time):", ""]
     for name in ENVS:
         e = record["envs"].get(name)
-        if e is not None:
-            lines.append(f"- {name}: `{e['command']}` at {e['date_utc']}, load average at start "
-                         f"{e['load']}")
+        if e is None:
+            continue
+        if e.get("format") != 2:
+            lines.append(f"- {name}: purea2c compile {e['compile_s']:.1f} s, run "
+                         f"{e['run_s']:.1f} s (earlier run)")
+            continue
+        text = (f"- {name}: purea2c compile {e['compile_s']:.1f} s, run {e['run_s']:.1f} s, "
+                f"evaluation {e['eval_s']:.1f} s")
+        if e.get("extended"):
+            text += f"; continued to {e['extended']['env_steps']:,}: " \
+                    f"{e['extended']['wall_s']:.1f} s (compile included)"
+        sb3 = e.get("sb3")
+        if sb3 and sb3.get("seeds"):
+            text += (f"; SB3 {sb3['seeds']} seeds {sb3['wall_s']:.0f} s (median "
+                     f"{float(np.median(sb3['train_s_per_seed'])):.0f} s training per seed)")
+        if sb3 and sb3.get("errors"):
+            text += f"; SB3 errors: {sb3['errors'][0][:200]!r}"
+        lines.append(text)
+    lines += ["", "Runs (command, date, versions):", ""]
+    for name in ENVS:
+        e = record["envs"].get(name)
+        if e is None:
+            continue
+        v = e.get("versions", {})
+        text = (f"- {name}: `{e['command']}` at {e['date_utc']}, load average at start "
+                f"{e['load']}")
+        if e.get("format") == 2:
+            text += (f"; jax {v.get('jax')}, purea2c {v.get('purea2c')} "
+                     f"(git {e.get('git_revision')})")
+            sb3v = (e.get("sb3") or {}).get("versions")
+            if sb3v:
+                text += (f"; stable-baselines3 {sb3v.get('stable-baselines3')}, torch "
+                         f"{sb3v.get('torch')}, gymnasium {sb3v.get('gymnasium')}")
+        lines.append(text)
     return "\n".join(lines)
+
+
+def git_revision() -> str:
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=common.REPO_ROOT,
+                             capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "purea2c"],
+                               cwd=common.REPO_ROOT, capture_output=True, text=True).stdout
+        return rev + ("-dirty" if dirty.strip() else "")
+    except OSError:
+        return "unknown"
+
+
+def parse_sb3_seeds(text: str, default: int) -> dict[str, int]:
+    """``"8"`` or ``"MountainCar-v0=4,Pendulum-v1=4"`` (others: the default)."""
+    out = {name: default for name in SB3_ENVS}
+    for part in filter(None, text.split(",")):
+        if "=" in part:
+            name, n = part.split("=")
+            if name not in out:
+                raise SystemExit(f"--sb3-seeds: {name!r} is not one of {SB3_ENVS}")
+            out[name] = int(n)
+        else:
+            out = {name: int(part) for name in SB3_ENVS}
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = common.base_parser(__doc__.splitlines()[0])
     parser.add_argument("envs", nargs="*", default=ENVS, help="environments (default: all)")
+    parser.add_argument("--sb3-seeds", default="16",
+                        help="SB3 seeds: N for every environment, or ENV=N,... (the rest 16); "
+                             "0 skips SB3 (default 16; quick 2)")
+    parser.add_argument("--sb3-parallel", type=int, default=2,
+                        help="SB3 processes at a time (default 2)")
+    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "purea2c-peers",
+                        help="folder of the peers' virtual environments (benchmarks/peers.py)")
+    parser.add_argument("--skip-install", action="store_true",
+                        help="use the sb3 venv already in the cache; install nothing")
     args = parser.parse_args(argv)
-    path = common.RESULTS_DIR / "learning.json"
+    quick = args.quick
+    out_dir = Path("/tmp/purea2c-learning-quick") if quick else common.RESULTS_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "learning.json"
     record = json.loads(path.read_text()) if path.exists() else {"envs": {}}
+    if quick and not record["envs"] and (common.RESULTS_DIR / "learning.json").exists():
+        record = json.loads((common.RESULTS_DIR / "learning.json").read_text())
     for env in args.envs:
         if env not in ENVS:
             raise SystemExit(f"{env!r} is not one of {ENVS}")
-        episodes = 32 if "MinAtar" in env else 100
-        entry = run_env(env, 2 if args.quick else NUM_SEEDS, 4 if args.quick else episodes,
-                        args.quick)
-        machine = common.machine_info()
-        entry.update(command=machine["command"], date_utc=machine["date_utc"],
-                     load=machine["load_average_at_start"], versions=machine["versions"])
-        entry["plot"] = plot(entry) if not args.quick else None
-        record["envs"][env] = entry
-        print(f"{env}: eval {entry['eval_mean']:.1f} ± {entry['eval_std']:.1f}, random "
-              f"{entry['random_mean']:.1f}, solved {entry['solved']}, compile "
-              f"{entry['compile_s']:.1f}s, run {entry['run_s']:.1f}s", flush=True)
-        if not args.quick:  # a smoke run writes nothing
+    sb3_seeds = parse_sb3_seeds("2" if quick and args.sb3_seeds == "16" else args.sb3_seeds, 16)
+    # The cheapest first, so that an interrupted run still has the most environments.
+    sb3_envs = sorted([e for e in args.envs if e in SB3_ENVS and sb3_seeds[e] > 0],
+                      key=lambda e: SB3_BUDGET[e] * sb3_seeds[e])
+    python = sb3_python(args.cache, not args.skip_install) if sb3_envs else None
+    if sb3_envs and python is None:
+        print("[sb3] no sb3 venv: SB3 columns skipped", flush=True)
+        sb3_envs = []
+    log_dir = out_dir / "learning-logs" if quick else \
+        args.cache / "logs" / f"learning-{int(time.time())}"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    lock = threading.Lock()
+    machine = common.machine_info()
+    revision = git_revision()
+
+    def save() -> None:
+        with lock:
+            for e in record["envs"].values():
+                if e.get("format") == 2 and e["env"] in args.envs:
+                    e["plot"] = plot(e, out_dir)
             path.write_text(json.dumps(common._jsonable(record), indent=1))
-            (common.RESULTS_DIR / "learning.md").write_text(
-                f"# Learning results\n\n{markdown(record)}\n")
+            (out_dir / "learning.md").write_text(f"# Learning results\n\n{markdown(record)}\n")
+
+    for env in args.envs:
+        episodes = 32 if "MinAtar" in env else EVAL_EPISODES
+        entry = run_env(env, 2 if quick else NUM_SEEDS, 4 if quick else episodes, quick)
+        entry.update(command=machine["command"], date_utc=machine["date_utc"],
+                     load=machine["load_average_at_start"], versions=machine["versions"],
+                     git_revision=revision, sb3=None)
+        with lock:
+            record["envs"][env] = entry
+        g, s = entry["greedy"], entry["sampled"]
+        print(f"{env}: greedy {g['mean']:.1f} ± {g['std']:.1f} (solved {g['solved']}), sampled "
+              f"{s['mean']:.1f} ± {s['std']:.1f} (solved {s['solved']}), min greedy "
+              f"{g['min']:.1f}; compile {entry['compile_s']:.1f}s, run {entry['run_s']:.1f}s",
+              flush=True)
+        if "extended" in entry:
+            x = entry["extended"]
+            print(f"{env} at {x['env_steps']}: greedy {x['greedy']['mean']:.1f} "
+                  f"({x['greedy']['solved']}), sampled {x['sampled']['mean']:.1f} "
+                  f"({x['sampled']['solved']}), {x['wall_s']:.1f}s", flush=True)
+        save()
+
+    # SB3 after purea2c (so purea2c's timings are not shared with SB3's processes).
+    for env in sb3_envs:
+        params = [{"env": env, "seed": seed, "eval_episodes": 4 if quick else EVAL_EPISODES,
+                   "torch_threads": 1, **({"total_timesteps": 2000} if quick else {})}
+                  for seed in range(sb3_seeds[env])]
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(args.sb3_parallel) as pool:
+            runs = list(pool.map(lambda p: sb3_job(python, p, log_dir, 3600), params))
+        summary = sb3_summary(env, runs, time.perf_counter() - t0)
+        record["envs"][env]["sb3"] = summary
+        if summary.get("seeds"):
+            g, s = summary["greedy"], summary["sampled"]
+            print(f"{env} SB3 ({summary['seeds']} seeds, {summary['wall_s']:.0f}s): greedy "
+                  f"{g['mean']:.1f} ± {g['std']:.1f} (solved {g['solved']}), sampled "
+                  f"{s['mean']:.1f} (solved {s['solved']}), min greedy {g['min']:.1f}",
+                  flush=True)
+        for err in summary["errors"][:2]:
+            print(f"{env} SB3 error: {err}", flush=True)
+        save()
+    print(f"wrote {out_dir / 'learning.md'}", flush=True)
     return 0
 
 
