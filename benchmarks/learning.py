@@ -84,7 +84,6 @@ SB3_ENVS = ["CartPole-v1", "Acrobot-v1", "MountainCar-v0", "Pendulum-v1",
 SB3_BUDGET = {"CartPole-v1": 500_000, "Acrobot-v1": 500_000, "MountainCar-v0": 1_000_000,
               "Pendulum-v1": 1_000_000, "MountainCarContinuous-v0": 100_000}
 SB3_WORKER = Path(__file__).resolve().parent / "peers" / "sb3_learning_worker.py"
-RESULT_PREFIX = "RESULT_JSON "
 
 
 def random_returns(key: jax.Array, env_name: str, num_episodes: int) -> np.ndarray:
@@ -188,24 +187,12 @@ def sb3_python(cache: Path, install: bool) -> Path | None:
 def sb3_job(python: Path, params: dict, log_dir: Path, timeout: float) -> dict:
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)  # the peer's venv must not see purea2c's environment
-    cmd = [str(python), str(SB3_WORKER), json.dumps(params)]
+    from benchmarks import peers
+
     log = log_dir / f"sb3_{params['env']}_seed{params['seed']}.log"
-    t0 = time.perf_counter()
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
-        stdout, stderr, rc = proc.stdout, proc.stderr, proc.returncode
-    except subprocess.TimeoutExpired as exc:
-        stdout = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-        stderr = f"killed after {timeout:.0f} s"
-        rc = "timeout"
-    wall = time.perf_counter() - t0
-    log.write_text(f"$ {' '.join(cmd)}\n--- stdout\n{stdout[-20000:]}\n--- stderr\n{stderr}")
-    lines = [ln for ln in stdout.splitlines() if ln.startswith(RESULT_PREFIX)]
-    if not lines:
-        return {"error": f"returncode {rc}: " + "\n".join(stderr.strip().splitlines()[-6:]),
-                "process_wall_s": wall, "seed": params["seed"]}
-    out = json.loads(lines[-1][len(RESULT_PREFIX):])
-    out["process_wall_s"] = wall
+    out = peers.run_worker(python, SB3_WORKER, params, timeout, log, env)
+    if "error" in out:
+        out["seed"] = params["seed"]
     return out
 
 

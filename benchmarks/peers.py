@@ -151,27 +151,36 @@ class Workers:
             env["PYTHONPATH"] = str(REPO)
         else:  # a peer's venv must not see purea2c's environment
             env.pop("PYTHONPATH", None)
-        cmd = [self.pythons[lib], str(WORKERS / f"{lib}_worker.py"), json.dumps(params)]
         log = self.log_dir / f"{self.count:03d}_{lib}_{params['mode']}.log"
-        start = time.perf_counter()
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
-            stdout, stderr, rc = proc.stdout, proc.stderr, proc.returncode
-        except subprocess.TimeoutExpired as exc:
-            stdout = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-            stderr = exc.stderr.decode() if isinstance(exc.stderr, bytes) else (exc.stderr or "")
-            stderr += f"\n[peers.py] killed after the {timeout:.0f} s timeout"
-            rc = "timeout"
-        wall = time.perf_counter() - start
-        log.write_text(f"$ {' '.join(cmd)}\n--- stdout\n{stdout}\n--- stderr\n{stderr}")
-        lines = [ln for ln in stdout.splitlines() if ln.startswith(RESULT_PREFIX)]
-        if lines:
-            result = json.loads(lines[-1][len(RESULT_PREFIX):])
-        else:
-            tail = "\n".join(stderr.strip().splitlines()[-8:])
-            result = {"error": f"returncode {rc}: {tail}"}
-        result.update(process_wall_s=wall, log=str(log))
-        return result
+        return run_worker(self.pythons[lib], WORKERS / f"{lib}_worker.py", params, timeout,
+                          log, env)
+
+
+def run_worker(python: str | Path, worker: Path, params: dict, timeout: float, log: Path,
+               env: dict[str, str]) -> dict:
+    """Runs ``python worker params-json`` (a peer's worker in its venv), writes its output to
+    ``log``, and returns the JSON of its last ``RESULT_PREFIX`` line (or ``{"error": ...}``)
+    with ``process_wall_s`` and ``log`` added."""
+    cmd = [str(python), str(worker), json.dumps(params)]
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+        stdout, stderr, rc = proc.stdout, proc.stderr, proc.returncode
+    except subprocess.TimeoutExpired as exc:
+        stdout = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        stderr = exc.stderr.decode() if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+        stderr += f"\n[benchmarks] killed after the {timeout:.0f} s timeout"
+        rc = "timeout"
+    wall = time.perf_counter() - start
+    log.write_text(f"$ {' '.join(cmd)}\n--- stdout\n{stdout[-20000:]}\n--- stderr\n{stderr}")
+    lines = [ln for ln in stdout.splitlines() if ln.startswith(RESULT_PREFIX)]
+    if lines:
+        result = json.loads(lines[-1][len(RESULT_PREFIX):])
+    else:
+        tail = "\n".join(stderr.strip().splitlines()[-8:])
+        result = {"error": f"returncode {rc}: {tail}"}
+    result.update(process_wall_s=wall, log=str(log))
+    return result
 
 
 # ------------------------------------------------------------------------------------------

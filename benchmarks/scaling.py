@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     done = [r for r in rows if "skipped" not in r]
     machine = dict(done[-1]["machine"]) if done else common.machine_info()
     machine["command"] = " ".join([sys.executable, *sys.argv])
-    machine["xla_flags"] = (f"--xla_force_host_platform_device_count=n per process"
+    machine["xla_flags"] = ("--xla_force_host_platform_device_count=n per process"
                             if args.devices == "host" else os.environ.get("XLA_FLAGS"))
     for r in rows:
         r.pop("machine", None)

@@ -32,7 +32,7 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
-from purea2c import checkpoint, flags, plots, rendering, run_loop, seed_evaluation, sinks
+from purea2c import flags, plots, rendering, run_loop, seed_evaluation, sinks
 from purea2c import run_dir as rundir
 from purea2c.config import Config, check_memory
 from purea2c.errors import RunError

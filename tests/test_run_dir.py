@@ -55,7 +55,7 @@ def test_config_json_refuses_objects_unless_given_a_fallback():
 def test_bad_config_json_names_the_field(field, value, message):
     data = rundir.config_to_json(purea2c.Config())
     data[field] = value
-    with pytest.raises(RunError, match=f"^config.json: |^config.json has") as info:
+    with pytest.raises(RunError, match="^config.json: |^config.json has") as info:
         rundir.config_from_json(data)
     assert message in str(info.value) and "\n" not in str(info.value)
 
