@@ -12,7 +12,14 @@
                          (their slots drawn in one call):
                          SimpleTD update of v (td_error from the pre-update v), then VanillaPG
                          (or PPO-clip) update of pi weighted by td_error; torso sync; target net
-             3. clear    the buffer (if clear_buffer), and this iteration's metrics
+             3. clear    the buffer (if clear_buffer); the observation statistics take in
+                         the rollout's observations (if normalize_obs); this iteration's
+                         metrics, with the count of skipped non-finite updates and a finite
+                         flag
+
+Rewards are scaled by the running return std inside the rollout (if normalize_reward).
+With an ``axis_name`` (one agent over several devices, `purea2c.sharding`), gradients,
+statistics and metrics are combined over that mesh axis.
 
 Everything is a pure function of ``(key, config)``; static config fields fix the program,
 traced ones are its inputs, so ``jax.vmap`` over keys or hyperparameters needs no edits.
@@ -133,7 +140,8 @@ class _RolloutCarry(NamedTuple):
 
 def _env_step(s: Agent, config: Config, params: Params, carry: _RolloutCarry,
               noise: tuple[jax.Array, envs.StepNoise]) -> tuple[_RolloutCarry, jax.Array]:
-    """One step of every env; emits the observations acted on, ``[num_envs, *obs_shape]``."""
+    """One step of every env; emits the observations acted on, ``[num_envs, *obs_shape]``
+    (for the observation statistics; None when they are off)."""
     action_noise, env_noise = noise
     obs = carry.env.obs
     dist = s.nets.pi.apply(params.pi, network_input(config, params, obs))
@@ -159,7 +167,7 @@ def _env_step(s: Agent, config: Config, params: Params, carry: _RolloutCarry,
         length_sum=carry.length_sum + jnp.sum(res.episode_length.astype(jnp.float32)),
         reward_norm=reward_norm,
     )
-    return carry, obs
+    return carry, obs if config.normalize_obs else None
 
 
 # ------------------------------------------------------------------------------------------
