@@ -70,6 +70,44 @@ SWEEPS = {
         [("ppo_clip 4 passes", {}),
          ("vanilla_pg 1 pass", dict(policy_objective="vanilla_pg", num_passes=1))],
         {"pi_learning_rate": [3e-4, 1e-3], "entropy_coef": [0.0, 0.01]}),
+    # Running normalisation (and gSDE) at the zoo's budgets: the sweeps behind today's
+    # Acrobot, MountainCar, Pendulum and MountainCarContinuous presets.
+    "Acrobot-v1 normalised": (
+        dict(env="Acrobot-v1", normalize_obs=True, normalize_reward=True,
+             total_timesteps=500_000),
+        [("default schedule, normalised", {})],
+        {"pi_learning_rate": [1e-3, 3e-3], "entropy_coef": [0.0, 0.01]}),
+    "MountainCar-v0 normalised": (
+        dict(env="MountainCar-v0", num_envs=16, rollout_length=5, n_step=5, buffer_capacity=80,
+             batch_size=80, optimizer="rmsprop", max_grad_norm=0.5, entropy_coef=0.0,
+             normalize_obs=True, normalize_reward=True, total_timesteps=1_000_000),
+        [("16x5 RMSprop, normalised", {}),
+         ("16x5 RMSprop, not normalised", dict(normalize_obs=False, normalize_reward=False))],
+        {"pi_learning_rate": [7e-4, 2e-3], "v_learning_rate": [7e-4, 3e-3]}),
+    "MountainCarContinuous-v0 gSDE": (
+        dict(env="MountainCarContinuous-v0", num_envs=4, rollout_length=100, n_step=100,
+             buffer_capacity=400, batch_size=400, optimizer="rmsprop", max_grad_norm=0.5,
+             entropy_coef=0.0, normalize_obs=True, normalize_reward=True, exploration="gsde",
+             sde_sample_freq=16, total_timesteps=100_000),
+        [("gSDE, normalised", {}),
+         ("gSDE, not normalised", dict(normalize_obs=False, normalize_reward=False)),
+         ("Gaussian, normalised", dict(exploration="gaussian"))],
+        {"pi_learning_rate": [7e-4, 2e-3], "v_learning_rate": [7e-4, 3e-3]}),
+    "Pendulum-v1 normalised": (
+        dict(env="Pendulum-v1", total_timesteps=1_048_576, gamma=0.95, normalize_obs=True,
+             normalize_reward=True, **{**_CONTINUOUS, "entropy_coef": 0.0}),
+        [("ppo_clip 4 passes, linear lr", dict(lr_schedule="linear")),
+         ("ppo_clip 4 passes, constant lr", {})],
+        {"pi_learning_rate": [3e-4, 1e-3], "v_learning_rate": [1e-3]}),
+    # Each MinAtar game around the shared preset (4 seeds; CPU cost).
+    **{f"{game}-MinAtar per game": (
+        dict(env=f"{game}-MinAtar", num_envs=64, rollout_length=16, n_step=16,
+             buffer_capacity=1024, batch_size=256, num_passes=2, policy_objective="ppo_clip",
+             torso="cnn", cnn_channels=(16,), hidden_sizes=(128,), activation="relu",
+             v_learning_rate=1e-3, total_timesteps=262_144),
+        [("preset schedule", {})],
+        {"pi_learning_rate": [5e-4, 1e-3, 2e-3], "entropy_coef": [0.01]}, 4)
+       for game in ("Breakout", "Asterix", "SpaceInvaders", "Freeway")},
     "Catch-bsuite": (
         dict(env="Catch-bsuite", total_timesteps=65_536),
         [("default schedule", {})],
