@@ -65,7 +65,7 @@ def test_metrics_log_appends_rows_and_keeps_them_on_resume(tmp_path):
 def test_checkpoints_on_an_interval(tmp_path, monkeypatch):
     saved, hooks = [], []
     monkeypatch.setattr(sinks.checkpoint, "save",
-                        lambda d, state, it, keep, metadata: saved.append((it, metadata)))
+                        lambda d, state, it, keep, metadata, overwrite: saved.append((it, metadata)))
     every = sinks.Checkpoints(tmp_path, keep=2, interval=0, final_iteration=9,
                               metadata=lambda it: {"iteration": it},
                               after_save=[lambda: hooks.append(1)])
