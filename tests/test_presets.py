@@ -1,6 +1,6 @@
 """Every preset builds, compiles and trains one iteration with finite metrics (a smoke test:
 the presets' learning is measured by benchmarks/learning.py and tests/test_learning.py;
-evaluation of each kind of policy is covered by tests/test_train.py and test_learning.py)."""
+evaluation of each kind of policy is covered by tests/test_training.py and test_learning.py)."""
 
 import dataclasses
 
