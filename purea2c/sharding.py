@@ -162,12 +162,18 @@ def train_sharded(keys: jax.Array, config: Config, mesh: Mesh | None = None, *,
     replicated = NamedSharding(mesh, PartitionSpec())
     swept = [_put(x, runs) for x, flag in zip(leaves, flags) if flag]
     shared = [_put(x, replicated) for x, flag in zip(leaves, flags) if not flag]
-    impl = None  # typed keys travel as their raw key_data and are re-wrapped on device
-    if jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key):
-        impl, keys = jax.random.key_impl(keys), jax.random.key_data(keys)
+    keys, impl = _key_data(keys)
     return _program(jax.default_backend())(_put(keys, runs), swept, shared, mesh=mesh,
                                            axis=axis, treedef=treedef, flags=flags,
                                            impl=impl)
+
+
+def _key_data(keys: jax.Array) -> tuple[jax.Array, Any]:
+    """``(raw key data, impl)``: typed keys travel into the sharded program as their raw
+    data and are re-wrapped on each device; raw keys pass unchanged (impl None)."""
+    if jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key):
+        return jax.random.key_data(keys), jax.random.key_impl(keys)
+    return keys, None
 
 
 def _to_host(x: jax.Array) -> np.ndarray:
@@ -270,11 +276,9 @@ def train_data_parallel(key: jax.Array, config: Config, mesh: Mesh | None = None
     if axis not in mesh.shape:
         raise ValueError(f"mesh has no axis {axis!r}; its axes are {tuple(mesh.shape)}")
     local = local_config(config, mesh.shape[axis])
-    impl = jax.random.key_impl(key) if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) \
-        else None
-    key_data = jax.random.key_data(key) if impl is not None else key
-    if impl is None:
-        impl = jax.random.key_impl(jax.random.wrap_key_data(key_data))
+    if not jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        key = jax.random.wrap_key_data(key)
+    key_data, impl = _key_data(key)
     replicated = NamedSharding(mesh, PartitionSpec())
     local = jax.tree.map(lambda x: _put(x, replicated), local)
     return _data_parallel_program(jax.default_backend())(

@@ -231,10 +231,8 @@ def test_normalisers_are_off_by_default_and_count_every_step_when_on():
 
 
 def test_observation_moments_are_those_of_the_observations_acted_on():
-    # Replay the rollout's observations: with pi's learning rate at ~0 the chunk's
-    # observations come back from a run of the same key without normalisation only if the
-    # actions match, so instead check against the env states the run itself reports: one
-    # iteration, then the moments equal numpy's over the tracer-stored observations.
+    # With n = 1 and no clearing, the buffer holds exactly the observations of the
+    # iteration's 32 steps: the moments must equal numpy's over them.
     config = SMALL.replace(normalize_obs=True, clear_buffer=False, buffer_capacity=64,
                            n_step=1, total_timesteps=32)
     state, _ = purea2c.run(purea2c.init(jax.random.key(4), config), config, 1)
@@ -253,11 +251,9 @@ def test_policy_acts_on_normalised_observations_everywhere():
     z = normalization.normalize(state.params.obs_norm, jnp.asarray(obs), config.obs_clip)
     expected = np.argmax(np.asarray(nets.pi.apply(state.params.pi, z).logits), axis=-1)
     np.testing.assert_array_equal(purea2c.make_policy(config, state.params)(obs), expected)
-    raw = np.argmax(np.asarray(nets.pi.apply(state.params.pi, jnp.asarray(obs)).logits), -1)
     assert purea2c.evaluate(jax.random.key(0), config, state.params, num_episodes=2).shape == (2,)
     with pytest.raises(ValueError, match="obs_norm"):
         purea2c.make_policy(config, state.params._replace(obs_norm=None))
-    del raw
 
 
 def test_gsde_holds_its_exploration_matrix_for_sde_sample_freq_steps():
