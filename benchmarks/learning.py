@@ -1,24 +1,31 @@
 """Does every preset learn? Trains `Config.preset(env)` on 16 seeds per environment (vmapped:
 one compiled program per environment), evaluates each final policy greedily and by sampling
 (100 episodes each, the same evaluation keys for both), and compares with Stable-Baselines3
-A2C at rl-baselines3-zoo's settings (classic control), a uniform-random policy and published
-figures. CartPole-v1 is also evaluated at the zoo's 500k by continuing the same runs.
+A2C at rl-baselines3-zoo's settings (classic control), rejax's PPO at the same budget
+(MinAtar), a uniform-random policy and published figures. CartPole-v1 is also evaluated at
+the zoo's 500k by continuing the same runs.
 
     python benchmarks/learning.py                          # every environment below
     python benchmarks/learning.py Pendulum-v1 Acrobot-v1   # some; others keep their rows
     python benchmarks/learning.py --sb3-seeds MountainCar-v0=8,Pendulum-v1=8   # SB3 seeds
     python benchmarks/learning.py --sb3-seeds 0            # no SB3
+    python benchmarks/learning.py --rejax-seeds 0          # no rejax
     python benchmarks/learning.py --quick                  # 2 seeds, tiny budgets; writes
                                                            # only under /tmp
 
 SB3 runs in the venv that benchmarks/peers.py installs (``--cache``, installed when missing),
 one process per (env, seed) through ``benchmarks/peers/sb3_learning_worker.py``, 2 at a time,
-after purea2c's runs. Results accumulate in benchmarks/results/learning.json (one entry per
-environment, replaced when that environment is rerun); learning.md and learning/<env>.png
-are rebuilt from it. Learning curves are the per-iteration mean return of the episodes that
-finished during training (sampled actions), smoothed and averaged over seeds as ``purea2c
-train`` draws them (`purea2c.plots`), with a 95% band (mean +- 1.96 standard errors over
-seeds); SB3's Monitor returns are smoothed over the same share of the run and overlaid.
+after purea2c's runs. rejax's PPO runs on the MinAtar games in the rejax venv of
+benchmarks/peers.py through ``benchmarks/peers/rejax_learning_worker.py`` (``--rejax-seeds``
+seeds vmapped in one process, at the step budget of purea2c's preset for that game), right
+after purea2c's run of the game. Results accumulate in benchmarks/results/learning.json (one
+entry per environment, replaced when that environment is rerun); learning.md and
+learning/<env>.png are rebuilt from it. Learning curves are the per-iteration mean return
+of the episodes that finished during training (sampled actions), smoothed and averaged over
+seeds as ``purea2c train`` draws them (`purea2c.plots`), with a 95% band (mean +- 1.96
+standard errors over seeds); SB3's Monitor returns are smoothed over the same share of the
+run and overlaid, and so are rejax's (the mean return of the training episodes that ended in
+each PPO iteration).
 """
 
 from __future__ import annotations
@@ -84,6 +91,8 @@ SB3_ENVS = ["CartPole-v1", "Acrobot-v1", "MountainCar-v0", "Pendulum-v1",
 SB3_BUDGET = {"CartPole-v1": 500_000, "Acrobot-v1": 500_000, "MountainCar-v0": 1_000_000,
               "Pendulum-v1": 1_000_000, "MountainCarContinuous-v0": 100_000}
 SB3_WORKER = Path(__file__).resolve().parent / "peers" / "sb3_learning_worker.py"
+REJAX_ENVS = ["Breakout-MinAtar", "Asterix-MinAtar", "SpaceInvaders-MinAtar", "Freeway-MinAtar"]
+REJAX_WORKER = Path(__file__).resolve().parent / "peers" / "rejax_learning_worker.py"
 
 
 def random_returns(key: jax.Array, env_name: str, num_episodes: int) -> np.ndarray:
@@ -171,16 +180,17 @@ def run_env(name: str, num_seeds: int, eval_episodes: int, quick: bool) -> dict[
 # ------------------------------------------------------------------------------------------
 
 
-def sb3_python(cache: Path, install: bool) -> Path | None:
+def peer_python(peer: str, cache: Path, install: bool) -> Path | None:
+    """The interpreter of ``peer``'s venv (benchmarks/peers.py), installed first if asked."""
     sys.path.insert(0, str(common.REPO_ROOT))
     from benchmarks import peers  # noqa: E402  (its own copy of common; harmless)
 
     if install:
-        rec = peers.install_peer("sb3", cache, "python3")
+        rec = peers.install_peer(peer, cache, "python3")
         if not rec["ok"]:
-            print(f"[sb3] install failed: {rec['attempts'][-1]['log']}", flush=True)
+            print(f"[{peer}] install failed: {rec['attempts'][-1]['log']}", flush=True)
             return None
-    py = peers.venv_python(cache, "sb3")
+    py = peers.venv_python(cache, peer)
     return py if py.exists() else None
 
 
@@ -231,6 +241,49 @@ def sb3_curve(curves: list[dict], budget: int, points: int = 200) -> tuple[np.nd
 
 
 # ------------------------------------------------------------------------------------------
+# rejax PPO (MinAtar), all seeds vmapped in one subprocess
+# ------------------------------------------------------------------------------------------
+
+
+def rejax_run(python: Path, name: str, seeds: int, budget: int, eval_episodes: int,
+              log_dir: Path, timeout: float) -> dict[str, Any]:
+    """Trains rejax's PPO on ``seeds`` seeds for ``budget`` env steps each (rounded up to whole
+    PPO iterations) and returns the entry stored under the env's ``"rejax"`` key."""
+    from benchmarks import peers
+
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)  # the peer's venv must not see purea2c's environment
+    params = {"env": name, "seeds": seeds, "total_timesteps": budget,
+              "eval_episodes": eval_episodes, "seed": 0}
+    out = peers.run_worker(python, REJAX_WORKER, params, timeout,
+                           log_dir / f"rejax_{name}.log", env)
+    if "error" in out:
+        return dict(seeds=0, errors=[out["error"]], log=out.get("log"))
+    threshold = THRESHOLDS.get(name)
+    return dict(
+        seeds=out["seeds"], errors=[], env_steps=out["env_steps"], budget=budget,
+        iterations=out["iterations"], eval_episodes=out["eval_episodes"],
+        compile_s=out["compile_s"], run_s=out["train_s"], eval_s=out["eval_s"],
+        process_wall_s=out["process_wall_s"], hyperparameters=out["hyperparameters"],
+        versions=out["versions"],
+        greedy=seed_stats(np.array(out["greedy_per_seed"]), threshold),
+        sampled=seed_stats(np.array(out["sampled_per_seed"]), threshold),
+        curve_steps=out["curve_steps"], curve_returns=out["curve_returns"],
+        curve_episodes=out["curve_episodes"], log=out.get("log"))
+
+
+def rejax_curve(rejax: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """rejax's per-iteration returns smoothed as purea2c's are (a running mean over 1/50 of the
+    run, iterations weighted equally), then the mean over seeds and its 95% band."""
+    steps = np.asarray(rejax["curve_steps"], np.float64)
+    returns = np.array([[np.nan if r is None else r for r in row]
+                        for row in rejax["curve_returns"]], np.float64)
+    smooth = plots.running_mean_return(returns, None, max(1, len(steps) // 50))
+    mean, half = plots.mean_and_band(smooth)
+    return steps, mean, half
+
+
+# ------------------------------------------------------------------------------------------
 # Plots and the table
 # ------------------------------------------------------------------------------------------
 
@@ -258,6 +311,14 @@ def plot(entry: dict[str, Any], out_dir: Path) -> str:
         if sb3["seeds"] > 1:
             ax.fill_between(grid, mean - half, mean + half, color="tab:red", alpha=0.2, lw=0,
                             label="SB3 95% band over seeds")
+    rejax = entry.get("rejax") or {}
+    if rejax.get("seeds"):
+        steps_r, mean, half = rejax_curve(rejax)
+        ax.plot(steps_r, mean, lw=1.5, color="tab:purple",
+                label=f"rejax PPO, mean of {rejax['seeds']} seeds")
+        if rejax["seeds"] > 1:
+            ax.fill_between(steps_r, mean - half, mean + half, color="tab:purple", alpha=0.2,
+                            lw=0, label="rejax 95% band over seeds")
     ax.axhline(entry["random_mean"], color="grey", ls="--", label="uniform random policy")
     if entry["threshold"] is not None:
         ax.axhline(entry["threshold"], color="green", ls=":", label="solve threshold")
@@ -300,6 +361,13 @@ def _sb3_cells(sb3: dict | None, name: str, threshold: float | None) -> tuple[st
     return g, _cell(sb3["sampled"], name, threshold)
 
 
+def _rejax_cells(rejax: dict | None) -> tuple[str, str]:
+    if not rejax or not rejax.get("seeds"):
+        return "–", "–"
+    return (_cell(rejax["greedy"], "", None) + f" ({rejax['seeds']} seeds)",
+            _cell(rejax["sampled"], "", None))
+
+
 def markdown(record: dict[str, Any]) -> str:
     lines = [
         "Each purea2c row: `Config.preset(env)` trained on 16 seeds in one vmapped program; "
@@ -317,9 +385,21 @@ def markdown(record: dict[str, Any]) -> str:
         "statistics frozen (`training=False, norm_reward=False`). Its seed count is given in "
         "the cell (fewer seeds where 16 did not fit the time of the run). *Random*: a "
         "uniform-random policy, 100 episodes.", "",
+        "rejax columns (MinAtar): rejax 0.1.3's PPO with rejax's own MinAtar settings (the "
+        "`ppo` section of its `benchmark/breakout_1m.yaml`: 32 envs × 32 steps, 4 epochs × 4 "
+        "minibatches, lr 2.57e-4, γ 0.995, GAE 0.95, clip 0.2, entropy 0.01, grad norm 1; "
+        "actor and critic MLPs 64-64 tanh), trained in the same run right after purea2c on "
+        "the same game for purea2c's budget per seed (rounded up to whole iterations of "
+        "1,024 steps), all seeds vmapped in one program, and evaluated like purea2c "
+        "(greedy: argmax of the logits; sampled; the same number of episodes, the same keys "
+        "for both modes). Its games are gymnax 0.0.9's (rejax needs gymnax < 1.0): "
+        "Breakout, Asterix and Freeway play as in purea2c's gymnax 1.0; in SpaceInvaders an "
+        "episode there starts with 28 aliens instead of 24 and an enemy bullet is checked "
+        "against the player's position before the move.", "",
         "| env | budget | purea2c greedy (mean ± std, solved) | purea2c sampled "
-        "| SB3 greedy (seeds, solved) | SB3 sampled | random | published | target |",
-        "|---|---|---|---|---|---|---|---|---|"]
+        "| SB3 greedy (seeds, solved) | SB3 sampled | rejax PPO greedy (seeds) "
+        "| rejax PPO sampled | random | published | target |",
+        "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name in ENVS:
         e = record["envs"].get(name)
         if e is None:
@@ -331,28 +411,31 @@ def markdown(record: dict[str, Any]) -> str:
             lines.append(
                 f"| {name} (from the earlier run, preset unchanged) | {e['env_steps']:,} "
                 f"| {e['eval_mean']:.1f} ± {e['eval_std']:.1f}{solved} "
-                f"({e['eval_episodes']} ep) | – | – | – | {rand} | {e['published']} "
-                f"| {_target(name, th)} |")
+                f"({e['eval_episodes']} ep) | – | – | – | – | – | {rand} "
+                f"| {e['published']} | {_target(name, th)} |")
             continue
         ext = e.get("extended")
         sb3 = e.get("sb3")
         g, s = _sb3_cells(sb3 if not ext else None, name, th)
+        rg, rs = _rejax_cells(e.get("rejax"))
         lines.append(
             f"| {name} | {e['env_steps']:,} | {_cell(e['greedy'], name, th)} "
-            f"| {_cell(e['sampled'], name, th)} | {g} | {s} | {rand} | {e['published']} "
-            f"| {_target(name, th)} |")
+            f"| {_cell(e['sampled'], name, th)} | {g} | {s} | {rg} | {rs} | {rand} "
+            f"| {e['published']} | {_target(name, th)} |")
         if ext:
             g, s = _sb3_cells(sb3, name, th)
             lines.append(
                 f"| {name} (same runs continued) | {ext['env_steps']:,} "
                 f"| {_cell(ext['greedy'], name, th)} | {_cell(ext['sampled'], name, th)} "
-                f"| {g} | {s} | {rand} | {e['published']} | {_target(name, th)} |")
+                f"| {g} | {s} | – | – | {rand} | {e['published']} | {_target(name, th)} |")
     lines += ["", "Curves: `learning/<env>.png` (training episode returns with sampled "
               "actions, running mean over 1/50 of the run, mean over seeds and 95% band; SB3's "
-              "Monitor returns overlaid for the classic-control environments).", "",
+              "Monitor returns overlaid for the classic-control environments, rejax PPO's "
+              "training episodes for MinAtar).", "",
               "Sources of the published figures:", ""] + [f"- {s}" for s in PUBLISHED_SOURCES]
     lines += ["", "Wall clock per environment (this machine, 2 CPU cores; purea2c: 16 seeds "
-              "together; SB3: all its seeds, 2 processes at a time):", ""]
+              "together; SB3: all its seeds, 2 processes at a time; rejax: all its seeds "
+              "together, one process):", ""]
     for name in ENVS:
         e = record["envs"].get(name)
         if e is None:
@@ -372,6 +455,12 @@ def markdown(record: dict[str, Any]) -> str:
                      f"{float(np.median(sb3['train_s_per_seed'])):.0f} s training per seed)")
         if sb3 and sb3.get("errors"):
             text += f"; SB3 errors: {sb3['errors'][0][:200]!r}"
+        rejax = e.get("rejax")
+        if rejax and rejax.get("seeds"):
+            text += (f"; rejax PPO {rejax['seeds']} seeds: compile {rejax['compile_s']:.1f} s, "
+                     f"run {rejax['run_s']:.1f} s, evaluation {rejax['eval_s']:.1f} s")
+        if rejax and rejax.get("errors"):
+            text += f"; rejax error: {rejax['errors'][0][:200]!r}"
         lines.append(text)
     lines += ["", "Runs (command, date, versions):", ""]
     for name in ENVS:
@@ -388,6 +477,10 @@ def markdown(record: dict[str, Any]) -> str:
             if sb3v:
                 text += (f"; stable-baselines3 {sb3v.get('stable-baselines3')}, torch "
                          f"{sb3v.get('torch')}, gymnasium {sb3v.get('gymnasium')}")
+            rv = (e.get("rejax") or {}).get("versions")
+            if rv:
+                text += (f"; rejax {rv.get('rejax')} (jax {rv.get('jax')}, flax "
+                         f"{rv.get('flax')}, gymnax {rv.get('gymnax')})")
         lines.append(text)
     return "\n".join(lines)
 
@@ -427,8 +520,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="SB3 processes at a time (default 2)")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "purea2c-peers",
                         help="folder of the peers' virtual environments (benchmarks/peers.py)")
+    parser.add_argument("--rejax-seeds", type=int, default=16,
+                        help="seeds of rejax's PPO beside purea2c on each MinAtar game, at "
+                             "purea2c's preset budget; 0 skips rejax (default 16; quick 2)")
     parser.add_argument("--skip-install", action="store_true",
-                        help="use the sb3 venv already in the cache; install nothing")
+                        help="use the sb3 and rejax venvs already in the cache; install "
+                             "nothing")
     args = parser.parse_args(argv)
     quick = args.quick
     out_dir = Path("/tmp/purea2c-learning-quick") if quick else common.RESULTS_DIR
@@ -444,10 +541,16 @@ def main(argv: list[str] | None = None) -> int:
     # The cheapest first, so that an interrupted run still has the most environments.
     sb3_envs = sorted([e for e in args.envs if e in SB3_ENVS and sb3_seeds[e] > 0],
                       key=lambda e: SB3_BUDGET[e] * sb3_seeds[e])
-    python = sb3_python(args.cache, not args.skip_install) if sb3_envs else None
+    python = peer_python("sb3", args.cache, not args.skip_install) if sb3_envs else None
     if sb3_envs and python is None:
         print("[sb3] no sb3 venv: SB3 columns skipped", flush=True)
         sb3_envs = []
+    rejax_seeds = 2 if quick and args.rejax_seeds == 16 else args.rejax_seeds
+    rejax_envs = [e for e in args.envs if e in REJAX_ENVS] if rejax_seeds > 0 else []
+    rejax_py = peer_python("rejax", args.cache, not args.skip_install) if rejax_envs else None
+    if rejax_envs and rejax_py is None:
+        print("[rejax] no rejax venv: rejax columns skipped", flush=True)
+        rejax_envs = []
     log_dir = out_dir / "learning-logs" if quick else \
         args.cache / "logs" / f"learning-{int(time.time())}"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -468,7 +571,7 @@ def main(argv: list[str] | None = None) -> int:
         entry = run_env(env, 2 if quick else NUM_SEEDS, 4 if quick else episodes, quick)
         entry.update(command=machine["command"], date_utc=machine["date_utc"],
                      load=machine["load_average_at_start"], versions=machine["versions"],
-                     git_revision=revision, sb3=None)
+                     git_revision=revision, sb3=None, rejax=None)
         with lock:
             record["envs"][env] = entry
         g, s = entry["greedy"], entry["sampled"]
@@ -482,6 +585,21 @@ def main(argv: list[str] | None = None) -> int:
                   f"({x['greedy']['solved']}), sampled {x['sampled']['mean']:.1f} "
                   f"({x['sampled']['solved']}), {x['wall_s']:.1f}s", flush=True)
         save()
+        if env in rejax_envs:  # after purea2c's run, not beside it: no shared cores
+            preset = purea2c.Config.preset(env)
+            budget = preset.steps_per_iteration * 2 if quick else preset.total_timesteps
+            rejax = rejax_run(rejax_py, env, rejax_seeds, budget, entry["eval_episodes"],
+                              log_dir, 4 * 3600)
+            entry["rejax"] = rejax
+            if rejax["seeds"]:
+                g, s = rejax["greedy"], rejax["sampled"]
+                print(f"{env} rejax PPO ({rejax['seeds']} seeds, {rejax['env_steps']} steps): "
+                      f"greedy {g['mean']:.1f} ± {g['std']:.1f}, sampled {s['mean']:.1f} ± "
+                      f"{s['std']:.1f}; compile {rejax['compile_s']:.1f}s, run "
+                      f"{rejax['run_s']:.1f}s, evaluation {rejax['eval_s']:.1f}s", flush=True)
+            else:
+                print(f"{env} rejax error: {rejax['errors'][0]}", flush=True)
+            save()
 
     # SB3 after purea2c (so purea2c's timings are not shared with SB3's processes).
     for env in sb3_envs:
