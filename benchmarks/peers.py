@@ -4,6 +4,9 @@ Each peer lives in its own virtual environment under a cache folder (default
 ``~/.cache/purea2c-peers/<peer>``), installed from PyPI with the pinned versions below. The
 measurements run in worker scripts (``benchmarks/peers/*_worker.py``) started as subprocesses,
 each printing one JSON line; purea2c's worker runs in the current interpreter's environment.
+Time to solve is measured for purea2c twice: from a cold start (every program compiled in
+the process), and with JAX's persistent compilation cache warmed by one unmeasured process
+(the command line's cache, as a user's second run finds it).
 
     python benchmarks/peers.py [--peers sb3,rejax,coax] [--seeds 5] [--quick] [--label cpu]
 """
@@ -147,13 +150,18 @@ class Workers:
         self.count += 1
         params = {**params, **self.extra.get(lib, {})}
         env = dict(os.environ)
-        if lib == "purea2c":
+        worker = lib
+        if lib in ("purea2c", WARM):
+            worker = "purea2c"
             env["PYTHONPATH"] = str(REPO)
+            if lib == WARM:  # JAX's persistent cache in a folder of this run's own
+                env["PUREA2C_CACHE_DIR"] = str(self.log_dir / "compile_cache")
+                params["compile_cache"] = True
         else:  # a peer's venv must not see purea2c's environment
             env.pop("PYTHONPATH", None)
         log = self.log_dir / f"{self.count:03d}_{lib}_{params['mode']}.log"
-        return run_worker(self.pythons[lib], WORKERS / f"{lib}_worker.py", params, timeout,
-                          log, env)
+        return run_worker(self.pythons[worker], WORKERS / f"{worker}_worker.py", params,
+                          timeout, log, env)
 
 
 def run_worker(python: str | Path, worker: Path, params: dict, timeout: float, log: Path,
@@ -242,8 +250,13 @@ def _median(values: list) -> float | None:
 # (b) time to solve CartPole-v1
 # ------------------------------------------------------------------------------------------
 
+# purea2c again, each process reading its compiled programs from a persistent compilation
+# cache that one unmeasured process filled first (what a user's second run pays).
+WARM = "purea2c_warm_cache"
+
 SOLVE_SETTINGS = {
-    "purea2c": "Config() defaults (16 envs x 16 steps, n=16, 1 update of 256)",
+    "purea2c": "Config() defaults (16 envs x 16 steps, n=16, 1 update of 256); cold start",
+    WARM: "the same, compiled programs read from a warm persistent compilation cache",
     "sb3": "rl-baselines3-zoo A2C CartPole-v1: 8 envs, MlpPolicy, ent_coef 0.0, defaults",
     "rejax": "rejax configs/gymnax/cartpole.yaml PPO (5 envs x 100 steps, 5 epochs x 5 mb)",
     "coax": "coax doc/examples/cartpole/a2c.py (n=1, 3x8 relu, update every step)",
@@ -253,6 +266,8 @@ SOLVE_SETTINGS = {
 def solve_comparison(workers: Workers, libs: list[str], seeds: int, common_params: dict,
                      timeout: float) -> list[dict]:
     runs: dict[str, list[dict]] = {lib: [] for lib in libs}
+    if WARM in libs:  # fills the cache; not measured
+        workers.run(WARM, {"mode": "solve", "seed": 0, **common_params}, timeout)
     for seed in range(seeds):
         for lib in libs:  # purea2c and the peers alternately, seed by seed
             res = workers.run(lib, {"mode": "solve", "seed": seed, **common_params}, timeout)
@@ -370,8 +385,8 @@ def main(argv: list[str] | None = None) -> int:
                     "threshold": args.threshold, "max_seconds": max_seconds,
                     "max_steps": max_steps}
     if not args.skip_solve:
-        solve_rows = solve_comparison(workers, ["purea2c", *working], seeds, solve_params,
-                                      timeout)
+        solve_rows = solve_comparison(workers, ["purea2c", WARM, *working], seeds,
+                                      solve_params, timeout)
 
     md = _markdown(peers, installs, versions, speed_rows, solve_rows, solve_params, seeds)
     if "sb3" in working:

@@ -2,7 +2,8 @@
 
 speed: ``{"mode": "speed", "config": {...Config fields...} or "preset": "coax_a2c",
           "target_s": 3, "repeats": 3}``
-solve: ``{"mode": "solve", "seed": 0, "eval_every": 10000, ...}`` at ``Config()``.
+solve: ``{"mode": "solve", "seed": 0, "eval_every": 10000, ...}`` at ``Config()``; with
+       ``"compile_cache": true``, JAX's persistent compilation cache in $PUREA2C_CACHE_DIR.
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ def speed(p: dict) -> dict:
 
 
 def solve(p: dict) -> dict:
+    if p.get("compile_cache"):  # the command line's cache, in $PUREA2C_CACHE_DIR
+        from purea2c.cli import enable_compile_cache
+
+        enable_compile_cache()
     config = make_config(p)
     chunk = max(1, math.ceil(p["eval_every"] / config.steps_per_iteration))
     key_train, key_eval = jax.random.split(jax.random.key(p["seed"]))
