@@ -169,9 +169,18 @@ def _manager(directory: pathlib.Path, *, read_only: bool) -> Any:
     # the temporaries of interrupted saves when it opens the directory, a reader creates and
     # removes nothing (a training process may be saving next to it). A reader is not
     # orbax's `read_only` manager only because that one logs warnings at every restore.
-    options = ocp.CheckpointManagerOptions(
-        create=not read_only, cleanup_tmp_directories=not read_only,
-        enable_async_checkpointing=False, max_to_keep=None)
+    extra: dict[str, Any] = {}
+    if jax.process_count() > 1:
+        # The arrays are host copies, whole on the process that saves or reads them: a save
+        # (the command line's process 0) and each process's read run alone, not at orbax's
+        # barriers with every process. Orbax creates no folder for such a manager; `save`
+        # has made it.
+        me = jax.process_index()
+        extra = dict(create=False, multiprocessing_options=ocp.options.MultiprocessingOptions(
+            primary_host=me, active_processes={me}, barrier_sync_key_prefix=f"process{me}"))
+    options = ocp.CheckpointManagerOptions(**{
+        "create": not read_only, "cleanup_tmp_directories": not read_only,
+        "enable_async_checkpointing": False, "max_to_keep": None, **extra})
     return ocp.CheckpointManager(directory, options=options, item_names=(_STATE,))
 
 

@@ -3,7 +3,8 @@ and loading a run's config and checkpointed state.
 
     runs/<env>-<timestamp>/
       config.json           every `Config` field (`config_from_json` rebuilds it)
-      run.json              seeds, base seed, chunk length, versions, command, status
+      run.json              seeds, base seed, data-parallel devices, chunk length, versions,
+                            command, status
       metrics.csv           one row per iteration and seed (long format), updated every chunk
       metrics.parquet       the same table, columnar (``pandas.read_parquet``)
       learning_curve.png    mean training return over seeds with a 95% band
@@ -28,7 +29,7 @@ from typing import Any, NamedTuple, Sequence
 import jax
 import numpy as np
 
-from purea2c import checkpoint, flags
+from purea2c import checkpoint, flags, sharding
 from purea2c.config import Config
 from purea2c.errors import RunError
 from purea2c.training import init
@@ -153,14 +154,22 @@ def config_from_json(data: Any, source: str = CONFIG_JSON) -> Config:
 _RUN_FIELDS = {"seeds": 1, "seed": None, "chunk_iterations": 1}
 
 
+# field -> smallest value: fields that may also be null or absent.
+_OPTIONAL_RUN_FIELDS = {"data_parallel": 1}
+
+
 def check_run_info(info: Any, source: str = RUN_JSON) -> dict[str, Any]:
     """``info`` (a parsed run.json) if the fields purea2c reads back have valid values, else
     `RunError` naming the field."""
     if not isinstance(info, dict):
         raise RunError(f"{source} must hold a JSON object, got {type(info).__name__}")
-    for name, minimum in _RUN_FIELDS.items():
+    fields = {**_RUN_FIELDS, **{name: minimum for name, minimum in _OPTIONAL_RUN_FIELDS.items()
+                                if info.get(name) is not None}}
+    for name, minimum in fields.items():
         value = info.get(name)
         rule = "an int" if minimum is None else f"an int >= {minimum}"
+        if name in _OPTIONAL_RUN_FIELDS:
+            rule += " or null"
         if isinstance(value, bool) or not isinstance(value, int) or (
                 minimum is not None and value < minimum):
             raise RunError(f"{source}: field {name} must be {rule}, got {json.dumps(value)}")
@@ -168,11 +177,13 @@ def check_run_info(info: Any, source: str = RUN_JSON) -> dict[str, Any]:
 
 
 def new_run_info(config: Config, num_seeds: int, seed: int, chunk: int, preset: str | None,
-                 command: str) -> dict[str, Any]:
-    """The run.json of a new run (status "created")."""
+                 command: str, data_parallel: int | None = None) -> dict[str, Any]:
+    """The run.json of a new run (status "created"). ``data_parallel``: the device count of
+    one agent trained over several devices (None for independent seeds)."""
     return {
         "seeds": num_seeds,
         "seed": seed,
+        "data_parallel": data_parallel,
         "chunk_iterations": min(chunk, config.num_iterations),
         "num_iterations": config.num_iterations,
         "env_steps_per_seed": config.num_iterations * config.steps_per_iteration,
@@ -252,8 +263,12 @@ def load_run(run_dir: str | os.PathLike) -> tuple[Config, dict[str, Any]]:
     return config, info
 
 
-def abstract_state(config: Config, num_seeds: int) -> Any:
-    """Shapes and dtypes of a fresh vmapped `TrainState` (``jax.eval_shape``, no compile)."""
+def abstract_state(config: Config, num_seeds: int, data_parallel: int | None = None) -> Any:
+    """Shapes and dtypes of a fresh vmapped `TrainState` (``jax.eval_shape``, no compile); of
+    one agent over ``data_parallel`` devices, as `sharding.MeshRun` checkpoints it, when
+    that is given."""
+    if data_parallel is not None:
+        return sharding.data_parallel_abstract_state(config, data_parallel)
     keys = jax.random.split(jax.random.key(0), num_seeds)
     return jax.eval_shape(jax.vmap(init, in_axes=(0, None)), keys, config)
 
@@ -265,14 +280,16 @@ class Restored(NamedTuple):
 
 
 def restore_state(run_dir: pathlib.Path, config: Config, num_seeds: int,
-                  step: int | None = None) -> Restored:
+                  step: int | None = None, data_parallel: int | None = None) -> Restored:
     """The run's checkpoint ``step`` as a vmapped `TrainState`; by default the newest intact
-    one (damaged newer ones are skipped and listed). A damaged or missing checkpoint, or one
-    that does not match the config, raises `RunError`; none at all raises `NoCheckpoint`."""
+    one (damaged newer ones are skipped and listed). ``data_parallel``: the device count of a
+    run of one agent over several devices (run.json's field), whose state holds each device's
+    envs and buffer. A damaged or missing checkpoint, or one that does not match the config,
+    raises `RunError`; none at all raises `NoCheckpoint`."""
     ckpt_dir = pathlib.Path(run_dir) / CHECKPOINTS
     if checkpoint.latest_step(ckpt_dir) is None:
         raise NoCheckpoint(f"{run_dir} has no checkpoint yet")
-    like = abstract_state(config, num_seeds)
+    like = abstract_state(config, num_seeds, data_parallel)
     try:
         if step is None:
             return Restored(*checkpoint.restore_latest_intact(ckpt_dir, like))
@@ -289,7 +306,8 @@ def load_state(run_dir: str | os.PathLike, step: int | None = None) -> tuple[Con
     """``(config, run_info, state)``: the run's checkpoint ``step`` (default: the newest
     intact one), a `TrainState` with a leading ``[seeds]`` axis."""
     config, info = load_run(run_dir)
-    return config, info, restore_state(pathlib.Path(run_dir), config, info["seeds"], step).state
+    return config, info, restore_state(pathlib.Path(run_dir), config, info["seeds"], step,
+                                       info.get("data_parallel")).state
 
 
 def seed_params(state: Any, index: int) -> Any:

@@ -10,12 +10,18 @@ runs are independent, so the program has no collective at all and each run compu
 computes unsharded. The mesh may span the devices of several processes
 (``jax.distributed.initialize``, see ``benchmarks/multihost.py``); every process then calls
 `train_sharded` with the same arguments and holds its part of the result.
+
+`train_data_parallel` trains ONE agent whose envs are split over the devices, averaging
+gradients at every update. `MeshRun` runs either layout in chunks for the command line (a
+fresh or restored state on the mesh, and a chunk program compiled once), on one process or
+several; `fetch`, `gather` and `process_max` are how several processes read a result whole
+and agree on what to do next.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -103,17 +109,17 @@ def _program(backend: str) -> Any:
 def _put(x: Any, sharding: NamedSharding) -> jax.Array:
     """``x`` as a global array laid out by ``sharding``. An array that already spans the
     mesh's processes is resharded only if needed; any other value (a host value, the same on
-    every process) goes through numpy to ``jax.device_put``, which takes its part on each
-    process."""
+    every process) goes through numpy, in JAX's dtype for it (float32 unless x64), and each
+    process puts its own devices' slices of it there (``jax.make_array_from_callback``: no
+    collective, where ``jax.device_put`` would compare the value across processes, one
+    collective per array)."""
     if isinstance(x, jax.Array) and not x.is_fully_addressable:
         if x.sharding.is_equivalent_to(sharding, x.ndim):
             return x
         return jax.device_put(x, sharding)
-    # In JAX's dtype for it (float32 unless x64): with several processes device_put
-    # compares the value across processes in that dtype, and a float64 0.99 is not equal
-    # to its float32 copy.
     x = np.asarray(x)
-    return jax.device_put(x.astype(jax.dtypes.canonicalize_dtype(x.dtype)), sharding)
+    x = x.astype(jax.dtypes.canonicalize_dtype(x.dtype))
+    return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
 
 
 def train_sharded(keys: jax.Array, config: Config, mesh: Mesh | None = None, *,
@@ -176,19 +182,55 @@ def _key_data(keys: jax.Array) -> tuple[jax.Array, Any]:
     return keys, None
 
 
-def _to_host(x: jax.Array) -> np.ndarray:
-    if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
-        x = jax.random.key_data(x)
-    if x.is_fully_addressable:
-        return np.asarray(x)
-    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+def _is_key(x: Any) -> bool:
+    return jax.dtypes.issubdtype(getattr(x, "dtype", np.float32), jax.dtypes.prng_key)
+
+
+@functools.cache
+def _replicate(mesh: Mesh) -> Any:
+    """The identity, compiled to return its inputs replicated on every device of ``mesh``:
+    on several processes, an all-gather."""
+    return jax.jit(lambda leaves: leaves, out_shardings=NamedSharding(mesh, PartitionSpec()))
+
+
+def fetch(tree: Any) -> Any:
+    """``tree`` with every leaf whole on this process. Leaves that span the devices of
+    several processes (global ``jax.Array``s on a `NamedSharding`) are gathered, all of them
+    in one program, and come back as arrays on one local device; every other leaf is
+    returned as it is (a single-process array, however sharded, can already be read whole).
+    Typed PRNG keys stay typed. With several processes this is a collective: every process
+    calls it with the same tree, and every process receives the whole tree."""
+    leaves, treedef = jax.tree.flatten(tree)
+    by_mesh: dict[Mesh, list[int]] = {}
+    for i, x in enumerate(leaves):
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            by_mesh.setdefault(x.sharding.mesh, []).append(i)
+    for mesh, indices in by_mesh.items():
+        whole = _replicate(mesh)([leaves[i] for i in indices])
+        for i, x in zip(indices, whole):
+            leaves[i] = x.addressable_data(0)
+    return jax.tree.unflatten(treedef, leaves)
+
+
+def _numpy(x: Any) -> np.ndarray:
+    return np.asarray(jax.random.key_data(x) if _is_key(x) else x)
 
 
 def gather(tree: Any) -> Any:
     """Every leaf of ``tree`` (e.g. a `train_sharded` result) as a whole numpy array on
     every process; typed PRNG keys become their raw ``key_data``. With several processes
     this is a collective: every process must call it."""
-    return jax.tree.map(_to_host, tree)
+    return jax.tree.map(_numpy, fetch(tree))
+
+
+def process_max(value: int) -> int:
+    """The largest of every process's ``value``: ``value`` itself with one process, else a
+    collective (every process calls it) that all processes answer alike. The command line
+    agrees with it on when to stop and when to save, so that every process takes part in
+    the same collectives."""
+    if jax.process_count() == 1:
+        return value
+    return int(np.max(multihost_utils.process_allgather(np.int32(value))))
 
 
 # ------------------------------------------------------------------------------------------
@@ -212,26 +254,47 @@ def local_config(config: Config, num_devices: int) -> Config:
     return local.replace(total_timesteps=config.num_iterations * local.steps_per_iteration)
 
 
-def _data_parallel_specs(axis: str) -> TrainResult:
-    """Where each part of a data-parallel result lives: one copy of the parameters,
-    optimizer states, key, counters and metrics (identical on every device), and the
-    per-device envs, tracer windows, buffer and reward normaliser (leading device axis)."""
+# The parts of a data-parallel `TrainState` that each device holds for its own envs (with a
+# leading device axis in the global state); the other fields are one copy, equal everywhere.
+_PER_DEVICE = ("env", "tracer", "buffer", "reward_norm")
+
+
+def _data_parallel_specs(axis: str) -> training.TrainState:
+    """Where each part of a data-parallel state lives: one copy of the parameters, optimizer
+    states, key and counters (identical on every device), and the per-device envs, tracer
+    windows, buffer and reward normaliser (leading device axis)."""
     one, per_device = PartitionSpec(), PartitionSpec(axis)
-    state = training.TrainState(params=one, target_v=one, opt_state=one, env=per_device,
-                                tracer=per_device, buffer=per_device, key=one, env_steps=one,
-                                iteration=one, reward_norm=per_device)
-    return TrainResult(state, one)
+    return training.TrainState(**{name: per_device if name in _PER_DEVICE else one
+                                  for name in training.TrainState._fields})
+
+
+def _per_device(state: training.TrainState, fn: Any) -> training.TrainState:
+    """``state`` with ``fn`` applied to every leaf of its per-device parts."""
+    return state._replace(**{name: jax.tree.map(fn, getattr(state, name))
+                             for name in _PER_DEVICE})
+
+
+def _local_init(key_data: jax.Array, config: Config, *, axis: str,
+                impl: Any) -> training.TrainState:
+    """One device's part of a fresh data-parallel agent (``config`` is the per-device
+    `local_config`): its per-device parts get a leading device axis of 1."""
+    key = jax.random.wrap_key_data(key_data, impl=impl)
+    return _per_device(training._init(key, config, axis_name=axis), lambda x: x[None])
+
+
+def _local_run(state: training.TrainState, config: Config, num_iterations: int, *,
+               axis: str) -> tuple[training.TrainState, training.Metrics]:
+    """One device's part of ``num_iterations`` iterations of a data-parallel agent: the
+    gradients are averaged and the statistics merged over ``axis`` (`train_data_parallel`)."""
+    state, metrics = training._run(_per_device(state, lambda x: x[0]), config, num_iterations,
+                                   axis_name=axis)
+    return _per_device(state, lambda x: x[None]), metrics
 
 
 def _local_data_parallel(key_data: jax.Array, config: Config, *, axis: str,
                          impl: Any) -> TrainResult:
-    key = jax.random.wrap_key_data(key_data, impl=impl)
-    out = training._train(key, config, axis_name=axis)
-    add_axis = functools.partial(jax.tree.map, lambda x: x[None])
-    state = out.state._replace(env=add_axis(out.state.env), tracer=add_axis(out.state.tracer),
-                               buffer=add_axis(out.state.buffer),
-                               reward_norm=add_axis(out.state.reward_norm))
-    return TrainResult(state, out.metrics)
+    state = _local_init(key_data, config, axis=axis, impl=impl)
+    return TrainResult(*_local_run(state, config, config.num_iterations, axis=axis))
 
 
 @functools.cache
@@ -244,8 +307,8 @@ def _data_parallel_program(backend: str) -> Any:
         # on every device because every update is a pmean (tests/test_sharding.py checks
         # each device's copy).
         return jax.shard_map(local, mesh=mesh, in_specs=(PartitionSpec(), PartitionSpec()),
-                             out_specs=_data_parallel_specs(axis), check_vma=False,
-                             )(key_data, config)
+                             out_specs=TrainResult(_data_parallel_specs(axis), PartitionSpec()),
+                             check_vma=False)(key_data, config)
 
     return jax.jit(program, static_argnames=("mesh", "axis", "impl"),
                    compiler_options=training.compiler_options())
@@ -283,3 +346,169 @@ def train_data_parallel(key: jax.Array, config: Config, mesh: Mesh | None = None
     local = jax.tree.map(lambda x: _put(x, replicated), local)
     return _data_parallel_program(jax.default_backend())(
         _put(key_data, replicated), local, mesh=mesh, axis=axis, impl=impl)
+
+
+# ------------------------------------------------------------------------------------------
+# The command line's runs on a mesh: a fresh or restored state, then chunks of iterations
+# ------------------------------------------------------------------------------------------
+
+
+def _strong(tree: Any) -> Any:
+    """``tree`` without weak types, inside a program: a fresh state and a restored one (read
+    from numpy) then have equal avals, so one compiled chunk program serves both."""
+    return jax.tree.map(lambda x: x if _is_key(x) else jnp.asarray(x, x.dtype), tree)
+
+
+def _is_spec(x: Any) -> bool:
+    return isinstance(x, PartitionSpec)
+
+
+def data_parallel_abstract_state(config: Config, num_devices: int) -> training.TrainState:
+    """Shapes and dtypes of a data-parallel agent's state over ``num_devices`` devices as
+    `MeshRun` holds it and the command line checkpoints it: a one-seed state, its per-device
+    parts (each device's envs, tracer windows, buffer and reward normaliser)
+    ``[1, num_devices, ...]``, every other leaf ``[1, ...]``."""
+    local = jax.eval_shape(training._init, jax.random.key(0), local_config(config, num_devices))
+
+    def grow(size):
+        return lambda x: jax.ShapeDtypeStruct((size, *x.shape), x.dtype)
+
+    return jax.tree.map(grow(1), _per_device(local, grow(num_devices)))
+
+
+class MeshRun:
+    """A run of the command line over the devices of a mesh, in chunks: its fresh state
+    (`init`), a checkpointed state put back on the devices (`place`), and the chunk program
+    (``mesh_run(length)(state, mesh_run.config) -> (state, metrics)``, compiled once per
+    length), as `run_loop.ChunkProgram` is for one device.
+
+    The state keeps the layout of the unsharded vmapped run, a leading seed axis on every
+    leaf (and metrics ``[seeds, iterations]``), so that checkpoints, metrics and the other
+    commands read it alike. Two ways to spread it:
+
+    - seeds (``data_parallel=False``): S independent seeds sharded along mesh axis
+      "seeds"; each device vmaps `training.init` and `training.run` over its S / n seeds,
+      as `train_sharded` does, with no collective.
+    - one agent (``data_parallel=True``, S = 1) whose envs are split over mesh axis "data",
+      computed by the same local functions as `train_data_parallel` (gradients averaged,
+      statistics merged at every update): each device holds its own part of the envs,
+      tracer windows, buffer and reward normaliser (``[1, n, ...]``, sharded along n), and a
+      copy of everything else (replicated).
+
+    The mesh may span the devices of several processes; every process then builds the same
+    `MeshRun` and makes the same calls, and holds its own devices' part of the state.
+    """
+
+    def __init__(self, config: Config, num_seeds: int, devices: Sequence[jax.Device],
+                 data_parallel: bool = False):
+        self.num_seeds, self.data_parallel = num_seeds, data_parallel
+        self.axis = "data" if data_parallel else "seeds"
+        self.mesh = jax.make_mesh((len(devices),), (self.axis,),
+                                  axis_types=(jax.sharding.AxisType.Auto,), devices=devices)
+        if data_parallel:
+            if num_seeds != 1:
+                raise ValueError(f"a data-parallel run trains one agent, not {num_seeds} seeds")
+            self._local = local_config(config, len(devices))
+            self.specs = jax.tree.map(lambda spec: PartitionSpec(None, *spec),
+                                      _data_parallel_specs(self.axis), is_leaf=_is_spec)
+            self._key_spec = self._metric_spec = PartitionSpec()
+        else:
+            _check_even(num_seeds, self.mesh, self.axis)
+            self._local = config
+            self.specs = self._key_spec = self._metric_spec = PartitionSpec(self.axis)
+        self._global_config = config
+        replicated = NamedSharding(self.mesh, PartitionSpec())
+        # The config as the programs take it: its traced leaves placed on the mesh (the
+        # per-device `local_config` for one data-parallel agent).
+        self.config = jax.tree.map(lambda x: _put(x, replicated), self._local)
+        options = training.compiler_options()
+        self._init = jax.jit(self._init_program, static_argnums=2, compiler_options=options)
+        self._run = jax.jit(self._run_program, static_argnums=2)
+        self._compiled: dict[int, Any] = {}
+        self._abstract: Any = None
+
+    # -- the programs ----------------------------------------------------------------------
+
+    def _local_init(self, key_data: jax.Array, config: Config, impl: Any) -> Any:
+        if self.data_parallel:
+            state = _local_init(key_data[0], config, axis=self.axis, impl=impl)
+            return _strong(jax.tree.map(lambda x: x[None], state))
+        keys = jax.random.wrap_key_data(key_data, impl=impl)
+        return _strong(jax.vmap(training._init, in_axes=(0, None))(keys, config))
+
+    def _local_run(self, state: Any, config: Config, length: int) -> Any:
+        if self.data_parallel:
+            state, metrics = _local_run(jax.tree.map(lambda x: x[0], state), config, length,
+                                        axis=self.axis)
+            return jax.tree.map(lambda x: x[None], (state, metrics))
+        return jax.vmap(lambda one: training._run(one, config, length))(state)
+
+    def _init_program(self, key_data: jax.Array, config: Config, impl: Any) -> Any:
+        # check_vma=False, as in `train_sharded` and `train_data_parallel`: the scan carries
+        # start from constants; a data-parallel agent's parameters stay equal everywhere
+        # because every update is a pmean.
+        return jax.shard_map(functools.partial(self._local_init, impl=impl), mesh=self.mesh,
+                             in_specs=(self._key_spec, PartitionSpec()), out_specs=self.specs,
+                             check_vma=False)(key_data, config)
+
+    def _run_program(self, state: Any, config: Config, length: int) -> Any:
+        return jax.shard_map(functools.partial(self._local_run, length=length),
+                             mesh=self.mesh, in_specs=(self.specs, PartitionSpec()),
+                             out_specs=(self.specs, self._metric_spec),
+                             check_vma=False)(state, config)
+
+    # -- states ----------------------------------------------------------------------------
+
+    def abstract_state(self) -> Any:
+        """Shapes and dtypes of the state (no sharding): the ``like`` of its checkpoints."""
+        if self._abstract is None:
+            if self.data_parallel:
+                self._abstract = data_parallel_abstract_state(self._global_config,
+                                                              self.mesh.size)
+            else:
+                keys = jax.random.split(jax.random.key(0), self.num_seeds)
+                self._abstract = jax.eval_shape(jax.vmap(training._init, in_axes=(0, None)),
+                                                keys, self._local)
+        return self._abstract
+
+    def shardings(self) -> Any:
+        """The `NamedSharding` of every leaf of the state."""
+        return jax.tree.map(
+            lambda spec, part: jax.tree.map(lambda _: NamedSharding(self.mesh, spec), part),
+            self.specs, self.abstract_state(), is_leaf=_is_spec)
+
+    def init(self, seed: int) -> Any:
+        """The fresh state of seeds ``jax.random.split(jax.random.key(seed), S)`` (of the
+        one agent: the first of them, as a one-seed run on one device)."""
+        keys = jax.random.split(jax.random.key(seed), self.num_seeds)
+        key_data, impl = _key_data(keys)
+        return self._init(_put(key_data, NamedSharding(self.mesh, self._key_spec)),
+                          self.config, impl)
+
+    def place(self, state: Any) -> Any:
+        """``state`` (whole on every process, e.g. a restored checkpoint) laid out on the
+        mesh; every process passes the same value and keeps its own devices' part."""
+        def put(x, sharding):
+            if _is_key(x):
+                data = _put(jax.random.key_data(x), sharding)
+                return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
+            return _put(x, sharding)
+
+        return jax.tree.map(put, state, self.shardings())
+
+    # -- the chunk program, as `run_loop.ChunkProgram` -------------------------------------
+
+    def __call__(self, length: int) -> Any:
+        """The executable of ``length`` iterations: ``(state, self.config) -> (state,
+        metrics)``, compiled on the first call for that length."""
+        if length not in self._compiled:
+            like = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+                                self.abstract_state(), self.shardings())
+            self._compiled[length] = self._run.lower(like, self.config, length).compile(
+                training.compiler_options())
+        return self._compiled[length]
+
+    def metric_dtypes(self, length: int) -> dict[str, np.dtype]:
+        """``{metric name: dtype}`` of the program's metrics, in the order of `Metrics`."""
+        info = self(length).out_info[1]
+        return {name: np.dtype(getattr(info, name).dtype) for name in info._fields}

@@ -8,6 +8,10 @@ them as callbacks. `Checkpoints` is the one sink of states, ``(iteration, state)
 - `TensorBoard`: scalars, the mean over seeds (tensorboardX);
 - `Progress`: a rich progress bar on a terminal, plain lines every 10% otherwise;
 - `Checkpoints`: orbax checkpoints of the whole vmapped state, every N seconds.
+
+With several processes (`purea2c.sharding`), the metrics reach the sinks gathered, and only
+process 0 has the file sinks; `Checkpoints` runs on every process, which agree on when to
+save and gather the state, and process 0 writes it.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any, Callable, Iterable, Protocol
 
 import numpy as np
 
-from purea2c import checkpoint
+from purea2c import checkpoint, sharding
 from purea2c.errors import RunError
 from purea2c.plots import nanmean, running_mean_return
 from purea2c.run_dir import METRICS_CSV, METRICS_PARQUET
@@ -264,29 +268,39 @@ class Checkpoints:
     """Saves the vmapped state to ``ckpt_dir/<iteration>`` (keeping the newest ``keep``)
     after the first chunk that ends ``interval`` seconds after the previous save (every
     chunk if ``interval`` <= 0) and at ``final_iteration``; calls ``after_save()`` hooks
-    (e.g. the parquet copy of the metrics) after each save."""
+    (e.g. the parquet copy of the metrics) after each save.
+
+    With several processes every process calls it: they save when any of them finds a save
+    due (`sharding.process_max`), the state is gathered from all of them (`sharding.fetch`,
+    a collective), and only the one with ``write`` (process 0) writes it and runs the
+    hooks."""
 
     def __init__(self, ckpt_dir: pathlib.Path, keep: int, interval: float,
                  final_iteration: int, metadata: Callable[[int], dict[str, Any]],
-                 saved: int | None = None, after_save: Iterable[Callable[[], None]] = ()):
+                 saved: int | None = None, after_save: Iterable[Callable[[], None]] = (),
+                 write: bool = True):
         self.ckpt_dir, self.keep, self.interval = ckpt_dir, keep, interval
         self.final_iteration, self.metadata = final_iteration, metadata
         self.saved, self.last_save = saved, time.perf_counter()
-        self.after_save = list(after_save)
+        self.after_save, self.write = list(after_save), write
 
     def __call__(self, iteration: int, state: Any) -> None:
-        if (self.interval <= 0 or time.perf_counter() - self.last_save >= self.interval
-                or iteration == self.final_iteration):
+        due = (self.interval <= 0 or time.perf_counter() - self.last_save >= self.interval
+               or iteration == self.final_iteration)
+        if sharding.process_max(int(due)):
             self.save(iteration, state)
 
     def save(self, iteration: int, state: Any) -> None:
         """Saves now, unless ``iteration`` is already saved."""
         if self.saved == iteration:
             return
-        # overwrite: after a resume that fell back past a damaged checkpoint, the steps above
-        # the resumed one belong to the abandoned continuation and are replaced (atomically).
-        checkpoint.save(self.ckpt_dir, state, iteration, keep=self.keep,
-                        metadata=self.metadata(iteration), overwrite=True)
-        for hook in self.after_save:
-            hook()
+        state = sharding.fetch(state)
+        if self.write:
+            # overwrite: after a resume that fell back past a damaged checkpoint, the steps
+            # above the resumed one belong to the abandoned continuation and are replaced
+            # (atomically).
+            checkpoint.save(self.ckpt_dir, state, iteration, keep=self.keep,
+                            metadata=self.metadata(iteration), overwrite=True)
+            for hook in self.after_save:
+                hook()
         self.saved, self.last_save = iteration, time.perf_counter()

@@ -426,7 +426,11 @@ class _Jit:
         return self._get().trace(*args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:  # the rest of jax.jit's API (eval_shape, ...)
-        if name in ("_fn", "_kwargs", "_plain", "_jitted"):  # not set yet (copy, pickle)
+        # Not set yet (copy, pickle), or a dunder that introspection asks of any callable
+        # (``jax.vmap`` reads ``__code__``): answering through `_get` would pick the backend,
+        # and a module that wraps `init` or `run` at import would then start JAX's backends
+        # before ``jax.distributed.initialize`` can run.
+        if name in ("_fn", "_kwargs", "_plain", "_jitted") or name.startswith("__"):
             raise AttributeError(name)
         return getattr(self._get(), name)
 

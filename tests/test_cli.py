@@ -20,7 +20,8 @@ from helpers import assert_trees_equal
 
 # A tiny run: 4096 env steps = 16 iterations of 16 envs x 16 steps, two seeds, 16 chunks.
 TINY = ["--total-timesteps", "4096", "--seeds", "2"]
-TINY_CONFIG = purea2c.Config(total_timesteps=4096)
+# What such a command line trains: the preset named after the env (CartPole-v1's).
+TINY_CONFIG = purea2c.Config.preset("CartPole-v1", total_timesteps=4096)
 NUM_ITERATIONS = 16
 
 
@@ -90,7 +91,7 @@ def test_no_arguments_means_train_with_defaults(monkeypatch):
 
     monkeypatch.setattr(cli, "_train", fake_train)
     assert cli.main([]) == 0
-    assert seen == {"config": purea2c.Config(), "out": None}
+    assert seen == {"config": purea2c.Config.preset("CartPole-v1"), "out": None}
     path = rundir.default_run_dir("CartPole-v1", root="runs")
     assert path.parent.name == "runs" and path.name.startswith("CartPole-v1-")
 
@@ -317,7 +318,8 @@ def test_training_stops_at_the_first_non_finite_iteration(tmp_path, monkeypatch,
     """Chunks of 4, iteration 10 not finite: the run stops after the chunk 9-12 without
     saving it, keeps iteration 8's checkpoint, logs the chunk, and exits with status 3."""
     saved = []
-    monkeypatch.setattr(cli, "_start_state", lambda args, run_dir, config, info: (0, 0))
+    monkeypatch.setattr(cli, "_start_state",
+                        lambda args, run_dir, config, info, mesh_run: (0, 0))
     monkeypatch.setattr(run_loop, "ChunkProgram", _FakeChunks)
     monkeypatch.setattr(sinks.checkpoint, "save",
                         lambda d, state, it, keep, metadata, overwrite: saved.append((it, state)))
@@ -343,8 +345,8 @@ def test_evaluation_refuses_non_finite_parameters(tmp_path, monkeypatch, capsys)
     state = types.SimpleNamespace(params={"w": np.array([[1.0, 2.0], [np.nan, 0.0]])},
                                   iteration=np.array([16, 16]))
     monkeypatch.setattr(rundir, "load_run", lambda run_dir: (TINY_CONFIG, {"seeds": 2}))
-    monkeypatch.setattr(rundir, "restore_state", lambda run_dir, config, seeds, step:
-                        rundir.Restored(state, 16, []))
+    monkeypatch.setattr(rundir, "restore_state", lambda run_dir, config, seeds, step,
+                        data_parallel: rundir.Restored(state, 16, []))
     monkeypatch.setattr(seed_evaluation, "evaluate_seeds", pytest.fail)
     assert cli.main(["evaluate", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()

@@ -237,7 +237,9 @@ def test_cli_shards_seeds_over_local_devices(tmp_path):
         env=_env(4), capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     assert "8 seeds sharded over 4 devices" in proc.stdout
-    config = Config(total_timesteps=2048)
+    from purea2c import flags
+
+    config = flags.make_config(None, {"total_timesteps": 2048})  # with the env's preset
     keys = jax.random.split(jax.random.key(0), 8)
     expected = jax.jit(jax.vmap(purea2c.train, in_axes=(0, None)))(keys, config).metrics
     import csv
