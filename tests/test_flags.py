@@ -37,7 +37,12 @@ def test_flags_build_the_config():
     assert (config.hidden_sizes, config.clear_buffer, config.gamma) == ((32, 16), False, 0.9)
     coax = flags.make_config("coax_a2c", {"gamma": 0.5})
     assert coax == purea2c.Config.preset("coax_a2c", gamma=0.5)
-    assert flags.make_config(None, {}) == purea2c.Config()
+    # No preset named: the env's own preset (CartPole-v1's), else the defaults.
+    assert flags.make_config(None, {}) == purea2c.Config.preset("CartPole-v1")
+    assert flags.make_config(None, {"env": "Catch-bsuite"}) == purea2c.Config.preset(
+        "Catch-bsuite")
+    assert flags.make_config(None, {"env": "DeepSea-bsuite"}) == purea2c.Config(
+        env="DeepSea-bsuite")
 
 
 @pytest.mark.parametrize("text, value", [("-1", -1.0), ("-1e-3", -1e-3), ("-.5", -0.5),

@@ -151,7 +151,7 @@ def _configs(draw):
     return values
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck))
 @given(_configs())
 def test_any_accepted_config_trains_an_iteration(values):
     try:
