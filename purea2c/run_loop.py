@@ -23,12 +23,13 @@ import threading
 from typing import Any, Callable, Iterable, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from purea2c import sharding, training
 from purea2c.config import Config
 from purea2c.training import compiler_options, init, run
+# The chunk loop's callers strip a restored or fresh state through this module.
+from purea2c.training import strip_weak_types  # noqa: F401
 
 # ``(iteration after the chunk, {metric: [seeds, chunk iterations]})``
 MetricsCallback = Callable[[int, dict[str, np.ndarray]], None]
@@ -47,13 +48,6 @@ def auto_chunk_iterations(num_iterations: int, target_chunks: int = 100) -> int:
     (every chunk then has the same length, so one compiled program serves them all)."""
     target = max(1, num_iterations // target_chunks)
     return max(d for d in range(1, target + 1) if num_iterations % d == 0)
-
-
-def strip_weak_types(tree: Any) -> Any:
-    """Same values, no weak types: a restored state and a fresh one (``init`` leaves a
-    weak-typed leaf, ``run`` does not) then have equal avals, so one program serves both."""
-    return jax.tree.map(lambda x: x if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
-                        else jnp.array(x, dtype=x.dtype), tree)
 
 
 class ChunkProgram:

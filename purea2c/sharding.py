@@ -353,12 +353,6 @@ def train_data_parallel(key: jax.Array, config: Config, mesh: Mesh | None = None
 # ------------------------------------------------------------------------------------------
 
 
-def _strong(tree: Any) -> Any:
-    """``tree`` without weak types, inside a program: a fresh state and a restored one (read
-    from numpy) then have equal avals, so one compiled chunk program serves both."""
-    return jax.tree.map(lambda x: x if _is_key(x) else jnp.asarray(x, x.dtype), tree)
-
-
 def _is_spec(x: Any) -> bool:
     return isinstance(x, PartitionSpec)
 
@@ -432,9 +426,10 @@ class MeshRun:
     def _local_init(self, key_data: jax.Array, config: Config, impl: Any) -> Any:
         if self.data_parallel:
             state = _local_init(key_data[0], config, axis=self.axis, impl=impl)
-            return _strong(jax.tree.map(lambda x: x[None], state))
+            return training.strip_weak_types(jax.tree.map(lambda x: x[None], state))
         keys = jax.random.wrap_key_data(key_data, impl=impl)
-        return _strong(jax.vmap(training._init, in_axes=(0, None))(keys, config))
+        state = jax.vmap(training._init, in_axes=(0, None))(keys, config)
+        return training.strip_weak_types(state)
 
     def _local_run(self, state: Any, config: Config, length: int) -> Any:
         if self.data_parallel:

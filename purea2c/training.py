@@ -390,6 +390,14 @@ def _train(key: jax.Array, config: Config, axis_name: str | None = None) -> Trai
 COMPILER_OPTIONS: dict[str, dict[str, Any]] = {"cpu": {"xla_backend_optimization_level": 1}}
 
 
+def strip_weak_types(tree: Any) -> Any:
+    """Same values, no weak types: a restored state and a fresh one (``init`` leaves a
+    weak-typed leaf, ``run`` does not) then have equal avals, so one program serves both.
+    Typed PRNG keys pass unchanged. Works on host arrays and inside a program."""
+    return jax.tree.map(lambda x: x if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+                        else jnp.array(x, dtype=x.dtype), tree)
+
+
 def compiler_options() -> dict[str, Any] | None:
     """The XLA options purea2c compiles with on the default backend (``None``: XLA's own)."""
     return COMPILER_OPTIONS.get(jax.default_backend())

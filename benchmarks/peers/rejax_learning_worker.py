@@ -54,6 +54,7 @@ from flax import struct  # noqa: E402
 from rejax import PPO  # noqa: E402
 
 import _worker_util as util  # noqa: E402
+from rejax_worker import make_evaluator  # noqa: E402
 
 VERSIONS = ["rejax", "jax", "jaxlib", "flax", "optax", "gymnax", "distrax", "numpy"]
 SOURCE = ("rejax benchmark/breakout_1m.yaml, section ppo (github.com/keraJLi/rejax, tag "
@@ -115,37 +116,6 @@ def make_algo(env_name: str, total_timesteps: int):
                       total_timesteps=iterations * per_iteration, eval_freq=per_iteration,
                       skip_initial_evaluation=True)
     return algo.replace(eval_callback=tally_callback), env, env_params, iterations
-
-
-def make_evaluator(algo, env, env_params, num_episodes: int):
-    """``evaluate(params, key, greedy)`` -> returns ``[num_episodes]``: fresh episodes played
-    in parallel for ``max_steps_in_episode`` steps, each counted until it first ends."""
-    max_steps = int(env_params.max_steps_in_episode)
-
-    def logits(params, obs):
-        return algo.actor.apply(params, obs, method=lambda m, o: m._action_dist(o).logits)
-
-    def evaluate(params, key, greedy: bool):
-        key, key_reset = jax.random.split(key)
-        obs, state = jax.vmap(env.reset, in_axes=(0, None))(
-            jax.random.split(key_reset, num_episodes), env_params)
-
-        def body(carry, _):
-            obs, state, key, alive, total = carry
-            key, key_act, key_step = jax.random.split(key, 3)
-            lg = logits(params, obs)
-            action = (jnp.argmax(lg, axis=-1) if greedy
-                      else jax.random.categorical(key_act, lg, axis=-1))
-            obs, state, reward, done, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
-                jax.random.split(key_step, num_episodes), state, action, env_params)
-            total = total + jnp.where(alive, reward, 0.0)
-            return (obs, state, key, alive & ~done, total), None
-
-        carry = (obs, state, key, jnp.ones(num_episodes, bool), jnp.zeros(num_episodes))
-        (_, _, _, _, total), _ = jax.lax.scan(body, carry, None, length=max_steps)
-        return total
-
-    return evaluate
 
 
 def curve(steps: np.ndarray, ended_sum: np.ndarray, ended_count: np.ndarray):

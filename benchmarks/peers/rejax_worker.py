@@ -10,6 +10,7 @@ solve: rejax's own CartPole PPO config (configs/gymnax/cartpole.yaml in the reja
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 import time
@@ -76,31 +77,28 @@ def speed(p: dict) -> dict:
             "schedule": config | {"num_epochs": 1, "num_minibatches": 1, "eval": "off"}}
 
 
-def greedy_evaluator(algo, num_episodes: int):
-    """A jitted greedy evaluation: argmax over actions of the policy's log-probabilities."""
-    env, env_params = gymnax.make(ENV)
-    num_actions = env.action_space(env_params).n
-    max_steps = env_params.max_steps_in_episode
+def make_evaluator(algo, env, env_params, num_episodes: int):
+    """``evaluate(params, key, greedy)`` -> returns ``[num_episodes]``: fresh episodes played
+    in parallel for ``max_steps_in_episode`` steps, each counted until it first ends; greedy
+    is the argmax of the logits, else a sample. Also rejax_learning_worker.py's evaluation."""
+    max_steps = int(env_params.max_steps_in_episode)
 
-    def greedy(params, obs):
-        actions = jnp.arange(num_actions)
-        obs_rep = jnp.repeat(obs[:, None], num_actions, axis=1).reshape(-1, obs.shape[-1])
-        log_p, _ = algo.actor.apply(params, obs_rep, jnp.tile(actions, obs.shape[0]),
-                                    method="log_prob_entropy")
-        return jnp.argmax(log_p.reshape(obs.shape[0], num_actions), axis=-1)
+    def logits(params, obs):
+        return algo.actor.apply(params, obs, method=lambda m, o: m._action_dist(o).logits)
 
-    @jax.jit
-    def evaluate(params, key):
+    def evaluate(params, key, greedy: bool):
         key, key_reset = jax.random.split(key)
         obs, state = jax.vmap(env.reset, in_axes=(0, None))(
             jax.random.split(key_reset, num_episodes), env_params)
 
         def body(carry, _):
             obs, state, key, alive, total = carry
-            key, key_step = jax.random.split(key)
+            key, key_act, key_step = jax.random.split(key, 3)
+            lg = logits(params, obs)
+            action = (jnp.argmax(lg, axis=-1) if greedy
+                      else jax.random.categorical(key_act, lg, axis=-1))
             obs, state, reward, done, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
-                jax.random.split(key_step, num_episodes), state, greedy(params, obs),
-                env_params)
+                jax.random.split(key_step, num_episodes), state, action, env_params)
             total = total + jnp.where(alive, reward, 0.0)
             return (obs, state, key, alive & ~done, total), None
 
@@ -116,7 +114,9 @@ def solve(p: dict) -> dict:
     chunk = math.ceil(p["eval_every"] / per_iter) * per_iter
     key = jax.random.PRNGKey(p["seed"])
     algo = make_algo(CARTPOLE_PPO, chunk)
-    evaluate = greedy_evaluator(algo, p["eval_episodes"])
+    env, env_params = gymnax.make(ENV)
+    evaluate = jax.jit(functools.partial(
+        make_evaluator(algo, env, env_params, p["eval_episodes"]), greedy=True))
     key_eval = jax.random.PRNGKey(10_000 + p["seed"])
 
     def make():
