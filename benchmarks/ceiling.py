@@ -47,10 +47,10 @@ def _stepping(key: jax.Array, pi_params, *, num_envs: int, num_chunks: int,
     """``num_chunks * CHUNK`` vmapped steps of ``num_envs`` envs, stepped as training steps
     them: each block of CHUNK steps draws its env noise and actions (random ones if
     ``policy`` is None, else the policy's Gumbel noise) in one call before its scan."""
-    env, env_params = envs.make_env(ENV)
-    num_actions = envs.num_actions(env, env_params)
+    env = envs.make(ENV)
+    num_actions = env.action_spec.num_actions
     key, key_reset = jax.random.split(key)
-    state = envs.reset(key_reset, env, env_params, num_envs)
+    state = envs.reset(key_reset, env, num_envs)
 
     def step(carry, noise):
         state, total = carry
@@ -58,7 +58,7 @@ def _stepping(key: jax.Array, pi_params, *, num_envs: int, num_chunks: int,
         if policy is not None:  # actions holds the Gumbel noise of the policy's sample
             actions = distributions.sample_with_noise(policy.apply(pi_params, state.obs),
                                                       actions)
-        state, res = envs.step_with(env_noise, env, env_params, state, actions)
+        state, res = envs.step_with(env_noise, env, state, actions)
         return (state, total + jnp.sum(res.reward)), None
 
     def block(carry, key):
@@ -67,7 +67,7 @@ def _stepping(key: jax.Array, pi_params, *, num_envs: int, num_chunks: int,
             actions = jax.random.randint(key_act, (CHUNK, num_envs), 0, num_actions)
         else:
             actions = distributions.draw_noise(key_act, True, (CHUNK, num_envs, num_actions))
-        noise = (actions, envs.draw_step_noise(key_env, env, env_params, num_envs, CHUNK))
+        noise = (actions, envs.draw_step_noise(key_env, env, num_envs, CHUNK))
         return jax.lax.scan(step, carry, noise)[0], None
 
     carry = (state, jnp.zeros((), jnp.float32))
@@ -78,10 +78,10 @@ def _stepping(key: jax.Array, pi_params, *, num_envs: int, num_chunks: int,
 def measure_stepping(num_envs: int, with_policy: bool, target_s: float | None,
                      probe_steps: int, repeats: int) -> dict:
     config = purea2c.Config()
-    env, env_params = envs.make_env(ENV)
-    nets = make_networks(config)[3]
+    env = envs.make(ENV)
+    nets = make_networks(config)[2]
     key = jax.random.key(0)
-    pi_params = nets.pi.init(key, jnp.zeros(envs.obs_shape(env, env_params)))
+    pi_params = nets.pi.init(key, jnp.zeros(env.observation_spec.shape))
     policy = nets.pi if with_policy else None
 
     def build(chunks):
@@ -149,10 +149,10 @@ def flops_per_env_step(config: purea2c.Config) -> dict:
     """Acting: one policy forward per env step. Learning, per update of batch B: value forward
     on obs and next_obs (2 B F_v), value backward (~2 B F_v), policy forward + backward
     (~3 B F_pi); times updates_per_iteration * B / steps_per_iteration."""
-    env, env_params = envs.make_env(config.env)
-    obs_dim = envs.obs_shape(env, env_params)[0]
+    env = envs.make(config.env)
+    obs_dim = env.observation_spec.shape[0]
     hidden = list(config.hidden_sizes)
-    f_pi = dense_flops([obs_dim, *hidden, envs.num_actions(env, env_params)])
+    f_pi = dense_flops([obs_dim, *hidden, env.action_spec.num_actions])
     f_v = dense_flops([obs_dim, *hidden, 1])
     per_update = config.batch_size * (2 * f_v + 2 * f_v + 3 * f_pi)
     learn = config.updates_per_iteration * per_update / config.steps_per_iteration

@@ -97,8 +97,8 @@ REJAX_WORKER = Path(__file__).resolve().parent / "peers" / "rejax_learning_worke
 
 def random_returns(key: jax.Array, env_name: str, num_episodes: int) -> np.ndarray:
     """Undiscounted returns of a uniform-random policy (Box: uniform within the bounds)."""
-    env, params = envs.make_env(env_name)
-    spec = envs.action_spec(env, params)
+    env = envs.make(env_name)
+    spec = env.action_spec
 
     def act(obs, key):
         if spec.discrete:
@@ -106,7 +106,7 @@ def random_returns(key: jax.Array, env_name: str, num_episodes: int) -> np.ndarr
         return jax.random.uniform(key, (num_episodes, spec.num_actions), minval=spec.low,
                                   maxval=spec.high)
 
-    run = jax.jit(lambda k: episode_returns(k, env, params, act, num_episodes))
+    run = jax.jit(lambda k: episode_returns(k, env, act, num_episodes))
     return np.asarray(run(key))
 
 

@@ -28,8 +28,7 @@ class Params(NamedTuple):
 class Agent(NamedTuple):
     """Objects derived from the static part of a `Config`."""
 
-    env: Any  # the gymnax environment
-    env_params: Any  # its parameters
+    env: Any  # the environment adapter (purea2c.envs protocol)
     action_spec: envs.ActionSpec
     nets: networks.Networks  # pi and v modules
     pi_opt: optax.GradientTransformation  # pi's updater: global-norm clip, then Adam/RMSprop
@@ -56,18 +55,25 @@ def psum(agent: Agent, tree: Any) -> Any:
     return tree if agent.axis_name is None else jax.lax.psum(tree, agent.axis_name)
 
 
-def make_networks(config: Config) -> tuple[Any, Any, envs.ActionSpec, networks.Networks]:
-    """``(env, env_params, action_spec, nets)``: the environment and the pi / v modules that
-    the config's static fields describe (no optimizers)."""
-    env, env_params = envs.make_env(config.env)
-    spec = envs.action_spec(env, env_params)
+def make_env(config: Config) -> Any:
+    """The environment adapter of ``config`` (``config.env`` with ``config.env_kwargs``)."""
+    return envs.make(config.env, **dict(config.env_kwargs))
+
+
+def make_networks(config: Config) -> tuple[Any, envs.ActionSpec, networks.Networks]:
+    """``(env, action_spec, nets)``: the environment and the pi / v modules that the
+    config's static fields describe (no optimizers)."""
+    env = make_env(config)
+    spec = env.action_spec
+    obs_spec = env.observation_spec
     nets = networks.make_networks(
-        envs.obs_shape(env, env_params), spec.discrete, spec.num_actions,
+        obs_spec, spec.discrete, spec.num_actions,
         hidden_sizes=config.hidden_sizes, activation=config.activation, torso=config.torso,
         cnn_channels=config.cnn_channels, cnn_kernel_size=config.cnn_kernel_size,
-        log_std_init=config.log_std_init, obs_bounds=envs.obs_bounds(env, env_params)
-        if config.scale_obs else None, exploration=config.exploration)
-    return env, env_params, spec, nets
+        log_std_init=config.log_std_init,
+        obs_bounds=(obs_spec.low, obs_spec.high) if config.scale_obs else None,
+        exploration=config.exploration)
+    return env, spec, nets
 
 
 def make_optimizer(config: Config, learning_rate: Any) -> optax.GradientTransformation:
@@ -87,14 +93,15 @@ def make_optimizer(config: Config, learning_rate: Any) -> optax.GradientTransfor
 def make_agent(config: Config, axis_name: str | None = None) -> Agent:
     """The `Agent` of ``config``: environment, action spec, networks and both updaters.
     ``axis_name``: the mesh axis of a data-parallel agent (see `purea2c.sharding`)."""
-    env, env_params, spec, nets = make_networks(config)
-    return Agent(env, env_params, spec, nets, make_optimizer(config, config.pi_learning_rate),
+    env, spec, nets = make_networks(config)
+    return Agent(env, spec, nets, make_optimizer(config, config.pi_learning_rate),
                  make_optimizer(config, config.v_learning_rate), axis_name)
 
 
-def network_input(config: Config, params: Params, obs: jax.Array) -> jax.Array:
+def network_input(config: Config, params: Params, obs: Any) -> Any:
     """What the networks see of observations ``[..., *obs_shape]``: normalised by
-    ``params.obs_norm`` when ``config.normalize_obs``, else the observations themselves."""
+    ``params.obs_norm`` when ``config.normalize_obs`` (array observations only), else the
+    observations themselves."""
     if config.normalize_obs:
         return normalization.normalize(params.obs_norm, obs, config.obs_clip)
     return obs

@@ -528,6 +528,8 @@ examples:
       --process-id 0                        64 seeds over 2 machines (the other: --process-id 1)
   purea2c evaluate runs/cp --episodes 100   mean return of each seed's policy
   purea2c render runs/cp                    runs/cp/render.gif of the trained policy
+  purea2c train --env brax/inverted_pendulum --env-kwargs episode_length=500
+  purea2c envs --ids navix                  the suites, and every id of navix
 """
 
 
@@ -561,7 +563,8 @@ def build_parser() -> argparse.ArgumentParser:
         usage="%(prog)s [-h] [run flags] [Config flags]",
         help="train (the default command); writes a run directory",
         description=flags.wrap(
-            "Train A2C on a gymnax environment and write a run directory: config.json, "
+            "Train A2C on an environment of any suite (--env brax/inverted_pendulum; "
+            "`purea2c envs` lists them) and write a run directory: config.json, "
             "run.json, metrics.csv and metrics.parquet (one row per iteration and seed), "
             "learning_curve.png, checkpoints/ and evaluation.json."
             "\n\nThe compiled program runs in chunks of iterations; a progress bar shows env "
@@ -646,7 +649,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     rd = sub.add_parser(
         "render", formatter_class=_Formatter,
-        help="a GIF of the trained policy (environments gymnax can draw)",
+        help="a GIF of the trained policy (gymnax environments it can draw)",
         description=flags.wrap("Play one episode of a trained policy and write it as a GIF. Works "
                           "for the environments gymnax's visualizer draws: "
                           + ", ".join(rendering.DRAWABLE_ENVS) + " (classic control needs pygame: "
@@ -671,7 +674,28 @@ def build_parser() -> argparse.ArgumentParser:
                     help="resize the frames by this factor")
     rd.add_argument("--step", type=int, default=None,
                     help="checkpoint (iteration) to play [default: the latest]")
+
+    en = sub.add_parser(
+        "envs", formatter_class=_Formatter,
+        help="the environment suites, which are installed, and their ids",
+        description=flags.wrap("List the environment suites purea2c reaches (ids are "
+                               "'suite/name'; a bare name is gymnax's), the installed version "
+                               "of each or the extra that installs it, and how many ids each "
+                               "registers."))
+    en.add_argument("suites", nargs="*", metavar="SUITE", help="only these suites")
+    en.add_argument("--ids", action="store_true", help="also list every environment id")
+    en.set_defaults(no_compile_cache=True)
     return parser
+
+
+def _envs_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from purea2c import envs
+
+    try:
+        print(envs.describe(args.suites or None, with_ids=args.ids))
+    except envs.EnvError as e:
+        parser.error(str(e))
+    return 0
 
 
 def compile_cache_dir() -> pathlib.Path:
@@ -717,7 +741,7 @@ def main(argv: list[str] | None = None) -> int:
         subparser.error(f"unrecognized arguments: {' '.join(unknown)}")
     args.argv = argv if argv is None else list(argv)
     handler = {"train": _train, "evaluate": _evaluate_command,
-               "render": _render_command}[args.command]
+               "render": _render_command, "envs": _envs_command}[args.command]
     if not args.no_compile_cache:
         enable_compile_cache()
     try:

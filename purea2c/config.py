@@ -48,7 +48,15 @@ class Config:
     # --- environment (static) ---
     env: Any = _static(
         "CartPole-v1",
-        "gymnax environment: a registered name (str) or an object with the gymnax 1.x API.",
+        "Environment: an id 'suite/name' (gymnax/, brax/, jumanji/, craftax/, navix/, "
+        "xminigrid/; a bare name is gymnax's, e.g. 'CartPole-v1'), an object that follows "
+        "the purea2c.envs protocol, or an object with the gymnax 1.x API. `purea2c envs` "
+        "lists the suites and their ids.",
+    )
+    env_kwargs: Any = _static(
+        (),
+        "Keyword arguments of the environment (a dict, kept as sorted (name, value) pairs), "
+        "e.g. {'episode_length': 1000} for Brax or {'max_steps_in_episode': 200} for gymnax.",
     )
     num_envs: int = _static(16, "Environments stepped in parallel (vmap) per agent.")
     rollout_length: int = _static(
@@ -179,6 +187,8 @@ class Config:
     )
 
     def __post_init__(self) -> None:
+        if not _is_placeholder(self):  # a dict or pairs -> sorted pairs (idempotent)
+            object.__setattr__(self, "env_kwargs", _kwargs_pairs(self.env_kwargs))
         _validate(self)
 
     # --- derived quantities ---
@@ -203,7 +213,7 @@ class Config:
         target copy, the ring buffer, the tracer windows, a rollout's noise and observations,
         and the activations of one minibatch. Validation refuses a config whose estimate
         exceeds the machine's memory."""
-        obs_shape, num_actions = _env_shapes(self.env)
+        obs_shape, num_actions = _env_shapes(self)
         return num_seeds * _memory_estimate(self, obs_shape, num_actions)
 
     # --- presets ---
@@ -439,26 +449,49 @@ def _validate(cfg: Config) -> None:
     _check_float(cfg, "target_tau", "must be in (0, 1]", lambda x: (x > 0) & (x <= 1))
     _check_float(cfg, "sync_weight", "must be in [0, 1]", lambda x: (x >= 0) & (x <= 1))
 
-    _check_env(cfg.env, cfg.torso, cfg.exploration)
+    _check_env(cfg)
     _check_memory(cfg)
 
 
-def _env_shapes(env: Any) -> tuple[tuple[int, ...], int]:
-    """``(observation shape, number of actions or action dimension)`` of a config's env."""
-    return _env_shapes_by_name(env) if isinstance(env, str) else _env_shapes_uncached(env)
+def _kwargs_pairs(kwargs: Any) -> tuple[tuple[str, Any], ...]:
+    """``env_kwargs`` as sorted ``(name, value)`` pairs (hashable, so the config stays a
+    static pytree), from a dict or a list of pairs (as config.json holds them)."""
+    try:
+        pairs = dict(kwargs).items()
+    except (TypeError, ValueError):
+        _fail("env_kwargs", kwargs, "must be a dict of keyword arguments (or (name, value) "
+                                    "pairs)")
+    out = []
+    for name, value in sorted(pairs, key=lambda p: str(p[0])):
+        if not isinstance(name, str) or not name.isidentifier():
+            _fail("env_kwargs", kwargs, f"keyword {name!r} is not a Python identifier")
+        if isinstance(value, list):
+            value = tuple(value)
+        try:
+            hash(value)
+        except TypeError:
+            _fail("env_kwargs", kwargs, f"the value of {name!r} must be hashable "
+                                        "(a number, string, bool, None or tuple)")
+        out.append((name, value))
+    return tuple(out)
 
 
-@functools.lru_cache(maxsize=None)
-def _env_shapes_by_name(name: str) -> tuple[tuple[int, ...], int]:
-    return _env_shapes_uncached(name)
+def _env_shapes(cfg: Config) -> tuple[tuple[int, ...], int]:
+    """``(observation shape, number of actions or action dimension)`` of a config's env
+    (a pytree observation counts as one vector of all its elements)."""
+    env = _make_env(cfg)
+    leaves = jax.tree.leaves(env.observation_spec)
+    shape = tuple(leaves[0].shape) if len(leaves) == 1 else (sum(x.size for x in leaves),)
+    return shape, env.action_spec.num_actions
 
 
-def _env_shapes_uncached(env: Any) -> tuple[tuple[int, ...], int]:
+def _make_env(cfg: Config) -> Any:
     from purea2c import envs
 
-    env, params = envs.make_env(env) if isinstance(env, str) else (env, env.default_params)
-    return (tuple(int(d) for d in env.observation_space(params).shape),
-            envs.action_spec(env, params).num_actions)
+    try:
+        return envs.make(cfg.env, **dict(cfg.env_kwargs))
+    except envs.EnvError as err:
+        _fail("env", cfg.env, str(err))
 
 
 def _memory_estimate(cfg: Config, obs_shape: tuple[int, ...], num_actions: int) -> int:
@@ -522,45 +555,28 @@ def check_memory(cfg: Config, num_seeds: int) -> None:
     _check_memory(cfg, num_seeds)
 
 
-_GYMNAX_API = ("reset", "step", "action_space", "observation_space", "default_params")
-_DOWNLOADING_ENVS = ("MNISTBandit-bsuite",)
-
-
-@functools.lru_cache(maxsize=None)
-def _check_env_name(name: str, torso: str, exploration: str) -> None:
-    import gymnax
-
-    if name not in gymnax.registered_envs:
-        _fail("env", name, f"unknown environment; registered gymnax environments: "
-                           f"{sorted(gymnax.registered_envs)}")
-    if name in _DOWNLOADING_ENVS:
-        _fail("env", name, "it downloads a data set when it is made, which purea2c does not "
-                           "do; pass an env object that holds its data instead")
-    env, params = gymnax.make(name)
-    _check_spaces(env, params, name, torso, exploration)
-
-
-def _check_spaces(env: Any, params: Any, label: str, torso: str, exploration: str) -> None:
+def _check_env(cfg: Config) -> None:
+    """The env can be made and its spaces suit the static fields (see `purea2c.envs`)."""
     from purea2c import envs
 
-    try:
-        spec = envs.action_spec(env, params)
-    except ValueError as err:
-        _fail("env", label, f"its action space is not supported: {err}")
-    if exploration == "gsde" and spec.discrete:
-        _fail("exploration", exploration, f"'gsde' needs Box actions; {label} has discrete ones")
-    obs_shape = tuple(env.observation_space(params).shape)
-    if torso == "cnn" and len(obs_shape) not in (2, 3):
-        _fail("torso", torso, f"'cnn' needs observations of shape (H, W) or (H, W, C); "
-                              f"{label} has {obs_shape}")
-
-
-def _check_env(env: Any, torso: str, exploration: str) -> None:
-    if isinstance(env, str):
-        _check_env_name(env, torso, exploration)
-        return
-    missing = [name for name in _GYMNAX_API if not hasattr(env, name)]
-    if missing:
-        _fail("env", env, f"must be a registered gymnax name or an object with the gymnax "
-                          f"1.x API; it lacks {missing}")
-    _check_spaces(env, env.default_params, repr(env), torso, exploration)
+    env = _make_env(cfg)
+    label = cfg.env if isinstance(cfg.env, str) else repr(cfg.env)
+    spec = env.action_spec
+    if cfg.exploration == "gsde" and spec.discrete:
+        _fail("exploration", cfg.exploration,
+              f"'gsde' needs Box actions; {label} has discrete ones")
+    obs_spec, mask = envs.split_mask(env.observation_spec)
+    if mask is not None and not spec.discrete:
+        _fail("env", label, "an action mask needs discrete actions")
+    leaves = jax.tree.leaves(obs_spec)
+    if not leaves:
+        _fail("env", label, "its observation has no arrays")
+    array_obs = isinstance(obs_spec, envs.ArraySpec)
+    for field in ("normalize_obs", "scale_obs"):
+        if getattr(cfg, field) and not array_obs:
+            _fail(field, True, f"needs an array observation; {label}'s is a pytree "
+                               f"({sorted(obs_spec) if isinstance(obs_spec, dict) else obs_spec})")
+    if cfg.torso == "cnn" and not any(len(x.shape) in (2, 3) for x in leaves):
+        _fail("torso", cfg.torso, f"'cnn' needs observations of shape (H, W) or (H, W, C); "
+                                  f"{label} has "
+                                  f"{', '.join(str(tuple(x.shape)) for x in leaves)}")

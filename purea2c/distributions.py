@@ -68,6 +68,20 @@ def categorical_entropy(logits: jax.Array) -> jax.Array:
     return -jnp.sum(jnp.exp(log_p) * log_p, axis=-1)
 
 
+# The logit of a masked action: exp(MASKED_LOGIT - max) is exactly 0 in float32, so a masked
+# action is never sampled nor the mode, and log pi and the entropy are the masked
+# distribution's (0 * MASKED_LOGIT = 0 in the entropy sum, where -inf would give NaN).
+MASKED_LOGIT = -1e9
+
+
+def masked(dist: Categorical, mask: jax.Array | None) -> Categorical:
+    """The categorical restricted to the allowed actions ``mask [..., A]`` (bool; None: all
+    allowed). Every masked action gets probability 0; the others are renormalised."""
+    if mask is None:
+        return dist
+    return Categorical(jnp.where(mask, dist.logits, MASKED_LOGIT))
+
+
 def categorical_mode(logits: jax.Array) -> jax.Array:
     """The greedy action ``argmax_a logits[a]``; ``[..., A] -> int32 [...]``."""
     return jnp.argmax(logits, axis=-1).astype(jnp.int32)

@@ -13,21 +13,21 @@ from purea2c.config import Config
 from purea2c.agent import Params, make_networks, network_input
 
 
-def episode_returns(key: jax.Array, env: Any, env_params: Any,
-                    act: Callable[[jax.Array, jax.Array], jax.Array], num_episodes: int,
+def episode_returns(key: jax.Array, env: Any,
+                    act: Callable[[Any, jax.Array], jax.Array], num_episodes: int,
                     max_steps: int | None = None) -> jax.Array:
-    """Undiscounted returns ``[num_episodes]`` of fresh episodes played by
-    ``act(obs [num_episodes, ...], key) -> actions`` (what the env receives), each until it
-    ends or for ``max_steps`` steps (default: the env's ``max_steps_in_episode``)."""
+    """Undiscounted returns ``[num_episodes]`` of fresh episodes of the adapter ``env``
+    played by ``act(obs [num_episodes, ...], key) -> actions`` (what the env receives), each
+    until it ends or for ``max_steps`` steps (default: the env's ``max_episode_steps``)."""
     if max_steps is None:
-        max_steps = int(env_params.max_steps_in_episode)
+        max_steps = int(env.max_episode_steps)
     key, key_reset = jax.random.split(key)
-    state = envs.reset(key_reset, env, env_params, num_episodes)
+    state = envs.reset(key_reset, env, num_episodes)
 
     def body(carry, _):
         state, key, alive, total = carry
         key, key_act, key_env = jax.random.split(key, 3)
-        state, res = envs.step(key_env, env, env_params, state, act(state.obs, key_act))
+        state, res = envs.step(key_env, env, state, act(state.obs, key_act))
         total = total + jnp.where(alive, res.reward, 0.0)
         alive = jnp.logical_and(alive, jnp.logical_not(res.episode_done))
         return (state, key, alive, total), None
@@ -49,14 +49,14 @@ def _obs_norm(config: Config, params: Any) -> Any:
 def _evaluate(key: jax.Array, config: Config, params: Any, num_episodes: int, greedy: bool,
               max_steps: int | None) -> jax.Array:
     params = Params(params.pi, None, _obs_norm(config, params))
-    env, env_params, spec, nets = make_networks(config)
+    env, spec, nets = make_networks(config)
     return episode_returns(
-        key, env, env_params,
+        key, env,
         lambda obs, k: _act(config, nets, spec, params, obs, k, greedy), num_episodes,
         max_steps)
 
 
-def _act(config: Config, nets: Any, spec: envs.ActionSpec, params: Params, obs: jax.Array,
+def _act(config: Config, nets: Any, spec: envs.ActionSpec, params: Params, obs: Any,
          key: jax.Array | None, greedy: bool) -> jax.Array:
     """The action the environment receives (Box actions clipped to the bounds), from the
     observations as the networks see them (normalised when ``config.normalize_obs``)."""
@@ -74,7 +74,7 @@ def evaluate(key: jax.Array, config: Config, params: Any, num_episodes: int = 10
     ``config.normalize_obs``, the observation statistics it acts with).
     ``greedy=True`` acts with the mode of pi (argmax for discrete actions, the Gaussian's mean
     for Box actions), ``False`` samples from pi (for gSDE, from its per-state marginal). Each episode runs until it ends or for
-    ``max_steps`` (default: the env's ``max_steps_in_episode``).
+    ``max_steps`` (default: the env's ``max_episode_steps``).
     """
     for name, value in (("num_episodes", num_episodes), ("max_steps", max_steps)):
         if value is None and name == "max_steps":
@@ -89,22 +89,28 @@ def make_policy(config: Config, params: Any, greedy: bool = True
     """A jitted ``policy(obs, key=None) -> action`` of the trained ``params.pi``, for driving
     an environment outside training (a gymnasium env, a robot loop).
 
-    ``obs`` is one observation ``[*obs_shape]`` or a batch ``[B, *obs_shape]`` (numpy or jax);
+    ``obs`` is one observation ``[*obs_shape]`` or a batch ``[B, *obs_shape]`` (numpy or jax;
+    for pytree observations, a pytree of such arrays, all with or all without the batch);
     the action is ``int32 []`` / ``[B]`` for discrete spaces and ``float32 [d]`` / ``[B, d]``
     clipped to the bounds for Box spaces. ``greedy=True`` takes the mode of pi and ignores
     ``key``; ``greedy=False`` samples and needs a ``key``.
     """
-    env, env_params, spec, nets = make_networks(config)
-    shape = envs.obs_shape(env, env_params)
+    env, spec, nets = make_networks(config)
+    obs_spec = env.observation_spec
     acting = jax.tree.map(jnp.asarray, Params(params.pi, None, _obs_norm(config, params)))
 
     @jax.jit
-    def _policy(acting: Params, obs: jax.Array, key: jax.Array | None) -> jax.Array:
-        obs = jnp.asarray(obs, jnp.float32)
-        if obs.ndim not in (len(shape), len(shape) + 1) or obs.shape[obs.ndim - len(shape):] \
-                != shape:
-            raise ValueError(f"observation of shape {obs.shape}; expected {shape} or "
-                             f"[batch, *{shape}]")
+    def _policy(acting: Params, obs: Any, key: jax.Array | None) -> jax.Array:
+        if jax.tree.structure(obs) != jax.tree.structure(obs_spec):
+            raise ValueError(f"observation of structure {jax.tree.structure(obs)}; expected "
+                             f"{jax.tree.structure(obs_spec)}")
+        obs = envs.core.as_float(obs)
+        for x, leaf in zip(jax.tree.leaves(obs), jax.tree.leaves(obs_spec)):
+            shape = tuple(leaf.shape)
+            if x.ndim not in (len(shape), len(shape) + 1) or \
+                    x.shape[x.ndim - len(shape):] != shape:
+                raise ValueError(f"observation of shape {x.shape}; expected {shape} or "
+                                 f"[batch, *{shape}]")
         return _act(config, nets, spec, acting, obs, key, greedy)
 
     def policy(obs: Any, key: jax.Array | None = None) -> jax.Array:

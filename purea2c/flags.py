@@ -72,10 +72,21 @@ def fields() -> dict[str, dataclasses.Field]:
     return {f.name: f for f in dataclasses.fields(Config)}
 
 
+def parse_keyword(text: str) -> tuple[str, Any]:
+    """``NAME=VALUE`` -> ``(NAME, VALUE)``, the value read as a Python literal when it is one
+    (``episode_length=1000`` -> 1000, ``backend=spring`` -> 'spring')."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, _parse_literal(value)
+
+
 def flag_kind(field: dataclasses.Field) -> FlagKind:
     """How a command-line value of this Config field is parsed: from the type of its default
     value, else from its annotation (``int``, ``float``, ``bool``, ``str``, ``tuple[int, ...]``,
-    optionally ``| None``)."""
+    optionally ``| None``); ``env_kwargs`` takes ``NAME=VALUE`` pairs."""
+    if field.name == "env_kwargs":
+        return FlagKind(parse_keyword, False, True, "NAME=VALUE", False)
     default = field_default(field)
     annotation = field.type if isinstance(field.type, str) else str(field.type)
     optional = "None" in annotation
@@ -126,6 +137,11 @@ def json_field_value(name: str, value: Any) -> Any:
     kind = flag_kind(fields()[name])
     if value is None and kind.optional:
         return None
+    if name == "env_kwargs":  # [[name, value], ...]: Config checks the pairs
+        if not isinstance(value, list):
+            raise ValueError(f"field {name} must be a list of [name, value] pairs, got "
+                             f"{_json_text(value)}")
+        return value
     if kind.is_tuple:
         what = f"a list of {_JSON_TYPES.get(kind.metavar, ('values',))[0].split()[-1]}s"
         if not isinstance(value, list) or not all(_scalar_ok(v, kind.metavar) for v in value):

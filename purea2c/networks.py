@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from purea2c import distributions
+from purea2c.envs.core import ArraySpec, split_mask
 
 
 def scaled_init(gain: float) -> nn.initializers.Initializer:
@@ -68,19 +69,35 @@ class PatchConv(nn.Module):
 
 
 def torso_kind(torso: str, obs_shape: Sequence[int]) -> str:
-    """Resolves ``Config.torso``: "auto" is "cnn" for rank-3 observations ``(H, W, C)`` and
-    "mlp" otherwise (vectors, and any other shape, flattened)."""
+    """Resolves ``Config.torso`` for one observation array: "auto" is "cnn" for rank-3
+    observations ``(H, W, C)`` and "mlp" otherwise (vectors, and any other shape, flattened);
+    "cnn" takes ``(H, W)`` and ``(H, W, C)`` arrays (other ranks are flattened into the MLP)."""
     if torso == "auto":
         return "cnn" if len(obs_shape) == 3 else "mlp"
+    if torso == "cnn" and len(obs_shape) not in (2, 3):
+        return "mlp"
     return torso
 
 
+def _conv_stack(x: jax.Array, channels: Sequence[int], kernel_size: int, act: Any,
+                prefix: str) -> jax.Array:
+    """``[B, H, W(, C)] -> [B, H, W, channels[-1]]``: 'SAME' convolutions, each activated."""
+    if x.ndim == 3:
+        x = x[..., None]
+    for i, c in enumerate(channels):
+        x = act(PatchConv(c, kernel_size, name=f"{prefix}{i}")(x))
+    return x
+
+
 class Torso(nn.Module):
-    """``[..., *obs_shape] -> [..., features]``.
+    """``[..., *obs_shape] -> [..., features]`` (or a pytree of observation arrays).
 
     "mlp": the observation is flattened, then Dense layers of ``hidden_sizes``.
     "cnn": ``(H, W[, C])`` goes through 'SAME' convolutions of ``cnn_channels`` (kernel
     ``cnn_kernel_size``, stride 1; MinAtar's network), is flattened, then the Dense layers.
+    A pytree observation (``leaves`` set: its leaves' shapes and kinds, in tree order): each
+    "cnn" leaf goes through its own convolutions, the results and every other leaf are
+    flattened and concatenated, then the Dense layers.
     Weights at the scale of orthogonal(sqrt 2).
     """
 
@@ -91,10 +108,13 @@ class Torso(nn.Module):
     cnn_channels: Sequence[int] = (16,)
     cnn_kernel_size: int = 3
     obs_bounds: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+    leaves: tuple[tuple[tuple[int, ...], str], ...] | None = None  # pytree observations
 
     @nn.compact
-    def __call__(self, obs: jax.Array) -> jax.Array:
+    def __call__(self, obs: Any) -> jax.Array:
         act = _ACTIVATIONS[self.activation]
+        if self.leaves is not None:
+            return self._dense(self._pytree_features(obs, act), act)
         obs_ndim = len(self.obs_shape)
         batch_shape = obs.shape[: obs.ndim - obs_ndim]
         x = obs.reshape((math.prod(batch_shape), *self.obs_shape)).astype(jnp.float32)
@@ -102,16 +122,33 @@ class Torso(nn.Module):
             center, half = bounds_affine(self.obs_bounds, self.obs_shape)
             x = (x - center[None]) / half[None]
         if self.kind == "cnn":
-            if obs_ndim == 2:
-                x = x[..., None]
-            for i, channels in enumerate(self.cnn_channels):
-                x = PatchConv(channels, self.cnn_kernel_size, name=f"conv_{i}")(x)
-                x = act(x)
-        x = x.reshape((x.shape[0], -1))
+            x = _conv_stack(x, self.cnn_channels, self.cnn_kernel_size, act, "conv_")
+        x = self._dense(x.reshape((x.shape[0], -1)), act)
+        return x.reshape((*batch_shape, x.shape[-1]))
+
+    def _pytree_features(self, obs: Any, act: Any) -> jax.Array:
+        """``[..., F]``: each leaf's features (convolved or not), flattened, concatenated."""
+        leaves = jax.tree.leaves(obs)
+        if len(leaves) != len(self.leaves):
+            raise ValueError(f"observation with {len(leaves)} arrays; the torso was built "
+                             f"for {len(self.leaves)}")
+        shape0, _ = self.leaves[0]
+        batch_shape = leaves[0].shape[: leaves[0].ndim - len(shape0)]
+        parts = []
+        for i, (x, (shape, kind)) in enumerate(zip(leaves, self.leaves)):
+            x = x.reshape((math.prod(batch_shape), *shape)).astype(jnp.float32)
+            if kind == "cnn":
+                x = _conv_stack(x, self.cnn_channels, self.cnn_kernel_size, act, f"conv{i}_")
+            parts.append(x.reshape((x.shape[0], -1)))
+        x = jnp.concatenate(parts, axis=-1)
+        return x.reshape((*batch_shape, x.shape[-1]))
+
+    def _dense(self, x: jax.Array, act: Any) -> jax.Array:
+        """``[..., F] -> [..., hidden_sizes[-1]]``."""
         for i, width in enumerate(self.hidden_sizes):
             x = nn.Dense(width, kernel_init=scaled_init(np.sqrt(2.0)), name=f"dense_{i}")(x)
             x = act(x)
-        return x.reshape((*batch_shape, x.shape[-1]))
+        return x
 
 
 def bounds_affine(bounds: tuple[tuple[float, ...], tuple[float, ...]],
@@ -135,10 +172,12 @@ class TorsoSpec(NamedTuple):
     cnn_channels: tuple[int, ...]
     cnn_kernel_size: int
     obs_bounds: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+    leaves: tuple[tuple[tuple[int, ...], str], ...] | None = None
 
     def build(self) -> Torso:
         return Torso(self.obs_shape, self.kind, self.hidden_sizes, self.activation,
-                     self.cnn_channels, self.cnn_kernel_size, self.obs_bounds, name="torso")
+                     self.cnn_channels, self.cnn_kernel_size, self.obs_bounds, self.leaves,
+                     name="torso")
 
 
 class PolicyNet(nn.Module):
@@ -152,11 +191,12 @@ class PolicyNet(nn.Module):
     exploration: str = "gaussian"  # Box actions: "gaussian" or "gsde"
 
     @nn.compact
-    def __call__(self, obs: jax.Array) -> distributions.Distribution:
+    def __call__(self, obs: Any) -> distributions.Distribution:
+        obs, mask = split_mask(obs)
         x = self.torso.build()(obs)
         out = nn.Dense(self.num_actions, kernel_init=scaled_init(0.01), name="head")(x)
         if self.discrete:
-            return distributions.Categorical(out)
+            return distributions.masked(distributions.Categorical(out), mask)
         if self.exploration == "gsde":
             # The exploration matrix's log-std, one per (feature, action dimension), as
             # Stable-Baselines3's gSDE with full_std; its features are not learned through it.
@@ -177,8 +217,8 @@ class ValueNet(nn.Module):
     torso: TorsoSpec
 
     @nn.compact
-    def __call__(self, obs: jax.Array) -> jax.Array:
-        x = self.torso.build()(obs)
+    def __call__(self, obs: Any) -> jax.Array:
+        x = self.torso.build()(split_mask(obs)[0])
         return nn.Dense(1, kernel_init=scaled_init(1.0), name="head")(x)[..., 0]
 
 
@@ -189,21 +229,38 @@ class Networks(NamedTuple):
     v: ValueNet
 
 
-def make_networks(obs_shape: Sequence[int], discrete: bool, num_actions: int, *,
+def make_networks(obs_spec: Any, discrete: bool, num_actions: int, *,
                   hidden_sizes: Sequence[int] = (64, 64), activation: str = "tanh",
                   torso: str = "auto", cnn_channels: Sequence[int] = (16,),
                   cnn_kernel_size: int = 3, log_std_init: float = 0.0,
                   obs_bounds: tuple[Any, Any] | None = None,
                   exploration: str = "gaussian") -> Networks:
-    """The pi and v modules. ``obs_bounds=(low, high)``: each observation dimension with
-    finite bounds is rescaled onto [-1, 1] before the torso (see `bounds_affine`).
-    ``exploration="gsde"``: pi emits a `StateDependentGaussian` (Box actions)."""
-    obs_shape = tuple(int(d) for d in obs_shape)
+    """The pi and v modules for observations ``obs_spec``: a shape, an `ArraySpec`, or a
+    pytree of them (then `split_mask`'s rule takes an action mask out, and `torso_kind`
+    decides per leaf). ``obs_bounds=(low, high)`` (array observations): each observation
+    dimension with finite bounds is rescaled onto [-1, 1] before the torso (see
+    `bounds_affine`). ``exploration="gsde"``: pi emits a `StateDependentGaussian` (Box
+    actions)."""
+    obs_spec = split_mask(obs_spec)[0]
+    leaves = None
+    if isinstance(obs_spec, (tuple, list)) and all(isinstance(d, (int, np.integer))
+                                                   for d in obs_spec):
+        obs_shape = tuple(int(d) for d in obs_spec)
+    elif isinstance(obs_spec, ArraySpec):
+        obs_shape = tuple(obs_spec.shape)
+    else:
+        obs_shape = ()
+        leaves = tuple((tuple(leaf.shape), torso_kind(torso, leaf.shape))
+                       for leaf in jax.tree.leaves(obs_spec))
+        if obs_bounds is not None:
+            raise ValueError("obs_bounds (Config.scale_obs) needs an array observation, "
+                             "not a pytree")
     if obs_bounds is not None:
         obs_bounds = tuple(tuple(float(v) for v in np.broadcast_to(
             np.asarray(b, np.float64), obs_shape).reshape(-1)) for b in obs_bounds)
-    spec = TorsoSpec(obs_shape, torso_kind(torso, obs_shape), tuple(hidden_sizes), activation,
-                     tuple(cnn_channels), int(cnn_kernel_size), obs_bounds)
+    kind = "mlp" if leaves is not None else torso_kind(torso, obs_shape)
+    spec = TorsoSpec(obs_shape, kind, tuple(hidden_sizes), activation,
+                     tuple(cnn_channels), int(cnn_kernel_size), obs_bounds, leaves)
     return Networks(PolicyNet(spec, discrete, num_actions, float(log_std_init), exploration),
                     ValueNet(spec))
 

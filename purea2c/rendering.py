@@ -1,11 +1,11 @@
-"""Drawing a trained policy: one episode played as a compiled scan, its frames drawn as
-gymnax's visualizer draws the environment, written as a GIF.
+"""Drawing a trained policy: one episode played as a compiled scan, its frames drawn by the
+environment's adapter (``env.draw(states, rewards)``), written as a GIF.
 
     episode = render_gif(config, seed_params(state, 0), "policy.gif")
 
-Works for the environments in `DRAWABLE_ENVS`: classic control (through gymnasium's
-renderer, which needs pygame: ``pip install "purea2c[render]"``), Catch, MinAtar, Pong,
-PointRobot, MetaMaze and FourRooms (matplotlib).
+Works for the environments whose adapter draws: gymnax's `DRAWABLE_ENVS` (classic control
+through gymnasium's renderer, which needs pygame: ``pip install "purea2c[render]"``; Catch,
+MinAtar, Pong, PointRobot, MetaMaze and FourRooms through matplotlib).
 """
 
 from __future__ import annotations
@@ -21,18 +21,13 @@ import numpy as np
 from purea2c.config import Config
 from purea2c.errors import RunError
 
-# Environments gymnax 1.0.1 draws (gymnax.visualize.Visualizer). The classic-control ones are
-# drawn by gymnasium's renderer (needs pygame: pip install "purea2c[render]").
-_GYM_DRAWN = ("Acrobot-v1", "CartPole-v1", "Pendulum-v1", "MountainCar-v0",
-              "MountainCarContinuous-v0")
-_MPL_DRAWN = ("Catch-bsuite", "Asterix-MinAtar", "Breakout-MinAtar", "Freeway-MinAtar",
-              "Seaquest-MinAtar", "SpaceInvaders-MinAtar", "Pong-misc", "PointRobot-misc",
-              "MetaMaze-misc", "FourRooms-misc")
-DRAWABLE_ENVS = _GYM_DRAWN + _MPL_DRAWN
+from purea2c.envs.registry import GYMNAX_DRAWN_BY_GYMNASIUM, GYMNAX_DRAWN_BY_MATPLOTLIB
+
+DRAWABLE_ENVS = GYMNAX_DRAWN_BY_GYMNASIUM + GYMNAX_DRAWN_BY_MATPLOTLIB
 
 
 class Episode(NamedTuple):
-    states: list  # gymnax env states, the reset state first
+    states: list  # the adapter's env states, the reset state first
     rewards: np.ndarray  # [len(states) - 1]
 
     @property
@@ -42,29 +37,28 @@ class Episode(NamedTuple):
 
 def play_episode(config: Config, params: Any, key: jax.Array, greedy: bool = True,
                  max_steps: int | None = None) -> Episode:
-    """One episode of ``params.pi`` (a single seed's parameters) in the config's gymnax
+    """One episode of ``params.pi`` (a single seed's parameters) in the config's
     environment, run as one compiled scan; returns its env states for drawing."""
-    from purea2c import envs
+    from purea2c.agent import make_env
     from purea2c.evaluate import make_policy
 
-    env, env_params = envs.make_env(config.env)
+    env = make_env(config)
     if max_steps is None:
-        max_steps = int(env_params.max_steps_in_episode)
+        max_steps = int(env.max_episode_steps)
     policy = make_policy(config, params, greedy=greedy)
 
     @jax.jit
     def rollout(key):
         key, key_reset = jax.random.split(key)
-        obs, state = env.reset(key_reset, env_params)
+        obs, state = env.reset(key_reset)
 
         def body(carry, _):
             obs, state, key, done = carry
             key, key_act, key_step = jax.random.split(key, 3)
-            action = policy(obs, None if greedy else key_act)
-            obs2, state2, reward, terminated, _ = env.step_env(key_step, state, action,
-                                                               env_params)
-            ended = jnp.logical_or(terminated, env.is_truncated(state2, env_params))
-            return (obs2, state2, key, jnp.logical_or(done, ended)), (state2, reward, done)
+            out = env.step(key_step, state, policy(obs, None if greedy else key_act))
+            ended = jnp.logical_or(out.terminated, out.truncated)
+            return (out.obs, out.state, key, jnp.logical_or(done, ended)), (out.state,
+                                                                          out.reward, done)
 
         _, (states, rewards, done_before) = jax.lax.scan(
             body, (obs, state, key, jnp.zeros((), bool)), None, length=max_steps)
@@ -76,65 +70,24 @@ def play_episode(config: Config, params: Any, key: jax.Array, greedy: bool = Tru
     return Episode(seq, np.asarray(rewards[:length], np.float64))
 
 
-def _frames_gym(env_name: str, env_params: Any, states: list) -> tuple[list[np.ndarray], float]:
-    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
-    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-    import gymnasium as gym
-    from gymnax.visualize import vis_gym
-
-    try:
-        gym_env = gym.make(env_name, render_mode="rgb_array")
-        gym_env.reset(seed=0)
-    except gym.error.DependencyNotInstalled as e:
-        raise RunError(f"drawing {env_name} needs pygame: pip install 'purea2c[render]' "
-                           f"({e})") from e
-    try:
-        unwrapped = gym_env.unwrapped
-        vis_gym.set_gym_params(unwrapped, env_name, env_params)
-        frames = []
-        for state in states:
-            unwrapped.state = vis_gym.get_gym_state(state, env_name)
-            if env_name == "Pendulum-v1":
-                unwrapped.last_u = np.asarray(state.last_u, dtype=np.float64)
-            frames.append(np.asarray(gym_env.render()))
-        fps = float(gym_env.metadata.get("render_fps", 30))
-    finally:
-        gym_env.close()
-    return frames, fps
-
-
-def _frames_matplotlib(env: Any, env_params: Any, states: list,
-                       rewards: np.ndarray) -> tuple[list[np.ndarray], float]:
-    import matplotlib.pyplot as plt
-    from gymnax.visualize import Visualizer
-
-    returns = np.concatenate([[0.0], np.cumsum(rewards)])
-    vis = Visualizer(env, env_params, states, returns)
-    try:
-        vis.init()
-        frames = []
-        for t in range(len(states)):
-            vis.update(t)
-            vis.fig.canvas.draw()
-            frames.append(np.asarray(vis.fig.canvas.buffer_rgba())[..., :3].copy())
-    finally:
-        plt.close(vis.fig)
-    return frames, 1000.0 / vis.interval
-
-
 def draw_frames(config: Config, episode: Episode) -> tuple[list[np.ndarray], float]:
-    """RGB frames ``[H, W, 3]`` of an episode and their frame rate, drawn as gymnax's
-    visualizer draws the environment. Raises `RunError` for environments it cannot draw."""
-    from purea2c import envs
+    """RGB frames ``[H, W, 3]`` of an episode and their frame rate, drawn by the
+    environment's adapter. Raises `RunError` for environments it cannot draw."""
+    from purea2c.agent import make_env
 
-    env, env_params = envs.make_env(config.env)
-    name = getattr(env, "name", type(env).__name__)
-    if name in _GYM_DRAWN:
-        return _frames_gym(name, env_params, episode.states)
-    if name in _MPL_DRAWN:
-        return _frames_matplotlib(env, env_params, episode.states, episode.rewards)
-    raise RunError(f"gymnax cannot draw {name}: its visualizer draws only "
+    return _drawer(make_env(config))(episode.states, episode.rewards)
+
+
+def _drawer(env: Any) -> Any:
+    """The adapter's ``draw(states, rewards) -> (frames, fps)``; `RunError` if it has none
+    or cannot draw this environment."""
+    draw = getattr(env, "draw", None)
+    can = getattr(env, "can_draw", lambda: draw is not None)
+    if draw is None or not can():
+        raise RunError(f"{getattr(env, 'suite', 'purea2c')} cannot draw "
+                       f"{getattr(env, 'name', repr(env))}: purea2c draws gymnax's "
                        f"{', '.join(DRAWABLE_ENVS)}")
+    return draw
 
 
 def write_gif(frames: list[np.ndarray], path: str | os.PathLike, fps: float,
@@ -167,14 +120,10 @@ def render_gif(config: Config, params: Any, path: str | os.PathLike,
                key: jax.Array | None = None, greedy: bool = True,
                max_steps: int | None = None, scale: float = 1.0) -> Episode:
     """Plays one episode of ``params`` (one seed's `Params`) and writes it as a GIF to
-    ``path``; returns the episode. Works for the environments in `DRAWABLE_ENVS`."""
-    from purea2c import envs
+    ``path``; returns the episode. Works for the environments whose adapter draws."""
+    from purea2c.agent import make_env
 
-    env, _ = envs.make_env(config.env)
-    name = getattr(env, "name", type(env).__name__)
-    if name not in DRAWABLE_ENVS:
-        raise RunError(f"gymnax cannot draw {name}: its visualizer draws only "
-                           f"{', '.join(DRAWABLE_ENVS)}")
+    _drawer(make_env(config))
     key = jax.random.key(0) if key is None else key
     episode = play_episode(config, params, key, greedy=greedy, max_steps=max_steps)
     frames, fps = draw_frames(config, episode)

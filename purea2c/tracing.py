@@ -11,11 +11,12 @@ Each call to `step` appends the step ``t`` just taken and emits the transition t
 The first ``n - 1`` emissions of a fresh tracer are padding (``valid=False``); after that
 every step emits one valid transition, so no transition is lost. The window lives in
 `TracerState` and is carried across rollouts. Batch over environments with ``jax.vmap``.
+Observations may be pytrees of arrays (each leaf is windowed alike).
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -24,32 +25,32 @@ import jax.numpy as jnp
 class Transition(NamedTuple):
     """A finished n-step transition (leaves may carry leading batch dims)."""
 
-    obs: jax.Array  # S_j, float32 [*obs_shape]
+    obs: Any  # S_j, float32 [*obs_shape] (or a pytree of arrays)
     action: jax.Array  # A_j
     log_prob: jax.Array  # float32, log pi_behaviour(A_j|S_j)
     reward: jax.Array  # float32, R(n)
     discount: jax.Array  # float32, I(n)
-    next_obs: jax.Array  # float32 [*obs_shape], S_next
+    next_obs: Any  # float32 [*obs_shape], S_next
 
 
 class TracerState(NamedTuple):
     """The last n steps of one env; index 0 is the oldest."""
 
-    obs: jax.Array  # [n, *obs_shape] S_t (the observation acted on)
+    obs: Any  # [n, *obs_shape] S_t (the observation acted on)
     action: jax.Array  # [n]
     log_prob: jax.Array  # [n] float32
     reward: jax.Array  # [n] float32
     terminated: jax.Array  # [n] bool
     truncated: jax.Array  # [n] bool
-    final_obs: jax.Array  # [n, *obs_shape] observation reached by step t
+    final_obs: Any  # [n, *obs_shape] observation reached by step t
     count: jax.Array  # int32 scalar, filled slots, saturates at n
 
 
-def init(n: int, obs: jax.Array, action: jax.Array) -> TracerState:
+def init(n: int, obs: Any, action: jax.Array) -> TracerState:
     """An empty window of length ``n`` for one env; ``obs`` and ``action`` give shapes/dtypes."""
-    def slots(x: jax.Array) -> jax.Array:
-        x = jnp.asarray(x)
-        return jnp.zeros((n, *x.shape), x.dtype)
+    def slots(tree: Any) -> Any:
+        return jax.tree.map(lambda x: jnp.zeros((n, *jnp.shape(x)), jnp.asarray(x).dtype),
+                            tree)
 
     return TracerState(
         obs=slots(obs),
@@ -84,9 +85,9 @@ def step(
 
     Returns ``(state, transition, valid)``; ``valid`` is False while the window fills.
     """
-    def push(window: jax.Array, x: jax.Array) -> jax.Array:
-        x = jnp.asarray(x, window.dtype)
-        return jnp.concatenate([window[1:], x[None]], axis=0)
+    def push(window: Any, x: Any) -> Any:
+        return jax.tree.map(lambda w, v: jnp.concatenate(
+            [w[1:], jnp.asarray(v, w.dtype)[None]], axis=0), window, x)
 
     state = TracerState(
         obs=push(state.obs, obs),
@@ -114,9 +115,10 @@ def step(
         jnp.where(state.terminated[first], 0.0, gamma ** (first + 1).astype(jnp.float32)),
         gamma ** n,
     )
-    s_next = jnp.where(any_done, state.final_obs[first], jnp.asarray(next_obs, state.obs.dtype))
+    s_next = jax.tree.map(lambda f, o: jnp.where(any_done, f[first], jnp.asarray(o, f.dtype)),
+                          state.final_obs, next_obs)
     transition = Transition(
-        obs=state.obs[0],
+        obs=jax.tree.map(lambda o: o[0], state.obs),
         action=state.action[0],
         log_prob=state.log_prob[0],
         reward=ret,

@@ -4,7 +4,7 @@
 
     run:   lax.scan over iterations
              1. rollout  lax.scan over rollout_length env steps: pi samples A and log pi(A|S),
-                         vmapped gymnax step with auto-reset (Box actions clipped to the
+                         vmapped env step with purea2c's auto-reset (Box actions clipped to the
                          bounds; A itself is stored), n-step tracer, masked buffer add.
                          The rollout's action noise and env noise (transition keys, reset
                          states) are drawn before the scan, each in one call
@@ -93,8 +93,8 @@ def _init(key: jax.Array, config: Config, axis_name: str | None = None) -> Train
     s = make_agent(config, axis_name)
     key, key_pi, key_v, key_env = jax.random.split(key, 4)
     key_env = fold_device(s, key_env)  # parameters start equal on every device, envs do not
-    env_state = envs.reset(key_env, s.env, s.env_params, config.num_envs)
-    obs = env_state.obs[0]
+    env_state = envs.reset(key_env, s.env, config.num_envs)
+    obs = jax.tree.map(lambda x: x[0], env_state.obs)
     obs_norm = normalization.init_moments(obs.shape) if config.normalize_obs else None
     params = Params(pi=s.nets.pi.init(key_pi, obs), v=s.nets.v.init(key_v, obs),
                     obs_norm=obs_norm)
@@ -147,7 +147,7 @@ def _env_step(s: Agent, config: Config, params: Params, carry: _RolloutCarry,
     dist = s.nets.pi.apply(params.pi, network_input(config, params, obs))
     action = distributions.sample_with_noise(dist, action_noise)
     log_prob = distributions.log_prob(dist, action)
-    env_state, res = envs.step_with(env_noise, s.env, s.env_params, carry.env,
+    env_state, res = envs.step_with(env_noise, s.env, carry.env,
                                     envs.env_action(s.action_spec, action))
     reward = res.reward * config.reward_scale
     reward_norm = carry.reward_norm
@@ -302,8 +302,7 @@ def _iteration(s: Agent, config: Config, state: TrainState,
     key, key_act, key_env, key_learn = jax.random.split(state.key, 4)
     key_act, key_env, key_learn = (fold_device(s, k) for k in (key_act, key_env, key_learn))
     noise = (_action_noise(s, config, key_act),
-             envs.draw_step_noise(key_env, s.env, s.env_params, config.num_envs,
-                                  config.rollout_length))
+             envs.draw_step_noise(key_env, s.env, config.num_envs, config.rollout_length))
     zero_f = jnp.zeros((), jnp.float32)
     rollout = _RolloutCarry(state.env, state.tracer, state.buffer,
                             jnp.zeros((), jnp.int32), zero_f, zero_f, state.reward_norm)

@@ -16,7 +16,7 @@ def _random_obs(shape, n, seed=0):
 def test_discrete_policy_is_the_argmax_of_pi():
     config = purea2c.Config(env="Acrobot-v1")
     params = purea2c.init(jax.random.key(0), config).params
-    _, _, _, nets = make_networks(config)
+    _, _, nets = make_networks(config)
     obs = _random_obs((6,), 7) * 3
     logits = np.asarray(nets.pi.apply(params.pi, jnp.asarray(obs)).logits)
     policy = purea2c.make_policy(config, params)
@@ -32,7 +32,7 @@ def test_box_policy_is_the_clipped_mean_and_samples_need_a_key():
     params = purea2c.init(jax.random.key(0), config).params
     # Push the mean far outside [-2, 2] so that clipping shows.
     params.pi["params"]["head"]["bias"] = jnp.asarray([5.0])
-    _, _, _, nets = make_networks(config)
+    _, _, nets = make_networks(config)
     obs = _random_obs((3,), 4)
     mean = np.asarray(nets.pi.apply(params.pi, jnp.asarray(obs)).mean)
     assert (mean > 2.0).all()

@@ -30,8 +30,7 @@ def test_preset_runs_one_iteration(name):
         value = np.asarray(getattr(metrics, field))
         assert value.shape == (1,) and np.isfinite(value).all(), (field, value)
     assert int(metrics.env_steps[0]) == config.steps_per_iteration
-    env, env_params = envs.make_env(config.env)
-    spec = envs.action_spec(env, env_params)
+    spec = envs.make(config.env).action_spec
     # The buffer holds actions of the env's kind: ints for Discrete, [d] floats for Box.
     stored = state.buffer.data.action
     if spec.discrete:

@@ -247,7 +247,7 @@ def test_policy_acts_on_normalised_observations_everywhere():
     config = SMALL.replace(normalize_obs=True)
     state, _ = purea2c.run(purea2c.init(jax.random.key(0), config), config, 2)
     obs = np.asarray(state.env.obs)
-    nets = make_networks(config)[3]
+    nets = make_networks(config)[2]
     z = normalization.normalize(state.params.obs_norm, jnp.asarray(obs), config.obs_clip)
     expected = np.argmax(np.asarray(nets.pi.apply(state.params.pi, z).logits), axis=-1)
     np.testing.assert_array_equal(purea2c.make_policy(config, state.params)(obs), expected)
