@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 import common
@@ -48,12 +49,28 @@ import purea2c
 from purea2c import envs, plots
 from purea2c.evaluate import episode_returns
 
-ENVS = ["CartPole-v1", "Acrobot-v1", "MountainCar-v0", "Pendulum-v1",
-        "MountainCarContinuous-v0", "Catch-bsuite", "Breakout-MinAtar", "Asterix-MinAtar",
-        "SpaceInvaders-MinAtar", "Freeway-MinAtar"]
-# Gymnasium's reward_threshold ("solved"); bsuite Catch: every episode caught (+1).
+GYMNAX_ENVS = ["CartPole-v1", "Acrobot-v1", "MountainCar-v0", "Pendulum-v1",
+               "MountainCarContinuous-v0", "Catch-bsuite", "Breakout-MinAtar",
+               "Asterix-MinAtar", "SpaceInvaders-MinAtar", "Freeway-MinAtar"]
+# The other suites (each a preset of the same name).
+SUITE_ENVS = ["navix/Navix-Empty-5x5-v0", "navix/Navix-Empty-6x6-v0",
+              "navix/Navix-DoorKey-8x8-v0", "xminigrid/MiniGrid-Empty-5x5",
+              "xminigrid/MiniGrid-Empty-6x6", "xminigrid/MiniGrid-DoorKey-8x8",
+              "brax/inverted_pendulum", "jumanji/Snake-v1", "jumanji/Game2048-v1",
+              "craftax/Craftax-Classic-Symbolic-v1"]
+ENVS = GYMNAX_ENVS + SUITE_ENVS
+# Gymnasium's reward_threshold ("solved"); bsuite Catch: every episode caught (+1). Navix:
+# reward 1 at the goal, so the mean return is the share of episodes that reach it; the
+# issue's targets: XLand-MiniGrid's "0.8+" (its debug config), Brax inverted_pendulum 950.
 THRESHOLDS = {"CartPole-v1": 475.0, "Acrobot-v1": -100.0, "MountainCar-v0": -110.0,
-              "MountainCarContinuous-v0": 90.0}
+              "MountainCarContinuous-v0": 90.0, "navix/Navix-Empty-5x5-v0": 0.95,
+              "navix/Navix-Empty-6x6-v0": 0.95, "navix/Navix-DoorKey-8x8-v0": 0.95,
+              "xminigrid/MiniGrid-Empty-5x5": 0.8, "xminigrid/MiniGrid-Empty-6x6": 0.8,
+              "xminigrid/MiniGrid-DoorKey-8x8": 0.8, "brax/inverted_pendulum": 950.0}
+# Seeds per environment where not NUM_SEEDS (Craftax steps at ~14k/s here even at random).
+SEEDS = {"craftax/Craftax-Classic-Symbolic-v1": 4}
+# Evaluation episodes where not EVAL_EPISODES (each runs to the episode limit in the scan).
+EPISODES = {"craftax/Craftax-Classic-Symbolic-v1": 16}
 # Published figures (see the sources in PUBLISHED_SOURCES). Not like for like: budgets and
 # algorithms differ, and each is one run or a single number.
 PUBLISHED = {
@@ -67,6 +84,16 @@ PUBLISHED = {
     "Asterix-MinAtar": "15 (PPO, 10M) [G]",
     "SpaceInvaders-MinAtar": "131 (PPO, 10M) [G]",
     "Freeway-MinAtar": "58 (PPO, 10M) [G]",
+    "navix/Navix-Empty-5x5-v0": "Empty-6x6: 1.00 at 262k (rejax PPO, 32 seeds) [N]",
+    "navix/Navix-Empty-6x6-v0": "1.00 at 262k, 0.97 at 1.05M (rejax PPO, 32 seeds) [N]",
+    "navix/Navix-DoorKey-8x8-v0": "0.99 at 262k, 1.00 at 1.05M (rejax PPO, 32 seeds) [N]",
+    "xminigrid/MiniGrid-Empty-5x5": "none published [X]",
+    "xminigrid/MiniGrid-Empty-6x6": "\"should be 0.8+\" at 100k (PPO debug config) [X]",
+    "xminigrid/MiniGrid-DoorKey-8x8": "none published [X]",
+    "brax/inverted_pendulum": "no published curve; 1000 is the cap",
+    "jumanji/Snake-v1": "Jumanji's A2C: curves only as figures, 256M steps [J]",
+    "jumanji/Game2048-v1": "Jumanji's A2C: curves only as figures, 96M steps [J]",
+    "craftax/Craftax-Classic-Symbolic-v1": "16.9 of 22 (PPO, 100M, 8 seeds) [C]",
 }
 PUBLISHED_SOURCES = [
     "[Z] rl-baselines3-zoo `benchmark.md` (DLR-RM/rl-baselines3-zoo), A2C rows: mean ± std "
@@ -77,7 +104,19 @@ PUBLISHED_SOURCES = [
     "MountainCarContinuous, 10M MinAtar, 100k Catch).",
     "[M] MinAtar `README.md` (kenjyoung/MinAtar): a random policy's mean return on Breakout "
     "over 1000 episodes.",
-    "Thresholds: Gymnasium's `reward_threshold` (gymnasium/envs/__init__.py).",
+    "[N] navix repository, `baselines/rejax/*.json`: rejax's PPO, 32 seeds, evaluations at "
+    "0 / 262k / 524k / 786k / 1.05M steps (the column headers of its `baselines.md` are "
+    "wrong; the JSON files hold these steps).",
+    "[X] XLand-MiniGrid publishes no PPO curve for the MiniGrid tasks; its debug config "
+    "says MiniGrid-Empty-6x6 \"should be 0.8+\" after 100k steps (64 envs). Reward is "
+    "1 - 0.9 t/T at the goal.",
+    "[J] Jumanji paper (arXiv 2306.09884): its A2C trainer's curves, as figures only; its "
+    "default configs train Snake for 256M and Game2048 for 96M env steps, one seed.",
+    "[C] Craftax paper: PPO 16.9 of a 22 maximum at 100M steps on Craftax-Classic-Symbolic "
+    "(8 seeds).",
+    "Thresholds: Gymnasium's `reward_threshold` (gymnasium/envs/__init__.py); Navix 0.95 "
+    "(the goal reached in 95% of episodes); XLand-MiniGrid 0.8 (its debug config's bar); "
+    "Brax inverted_pendulum 950 of the 1000 cap.",
 ]
 NUM_SEEDS = 16
 EVAL_EPISODES = 100
@@ -101,8 +140,11 @@ def random_returns(key: jax.Array, env_name: str, num_episodes: int) -> np.ndarr
     spec = env.action_spec
 
     def act(obs, key):
-        if spec.discrete:
-            return jax.random.randint(key, (num_episodes,), 0, spec.num_actions)
+        if spec.discrete:  # uniform over the allowed actions where the env gives a mask
+            mask = envs.split_mask(obs)[1]
+            if mask is None:
+                return jax.random.randint(key, (num_episodes,), 0, spec.num_actions)
+            return jax.random.categorical(key, jnp.where(mask, 0.0, -1e9))
         return jax.random.uniform(key, (num_episodes, spec.num_actions), minval=spec.low,
                                   maxval=spec.high)
 
@@ -570,8 +612,9 @@ def main(argv: list[str] | None = None) -> int:
             (out_dir / "learning.md").write_text(f"# Learning results\n\n{markdown(record)}\n")
 
     for env in args.envs:
-        episodes = 32 if "MinAtar" in env else EVAL_EPISODES
-        entry = run_env(env, 2 if quick else NUM_SEEDS, 4 if quick else episodes, quick)
+        episodes = 32 if "MinAtar" in env else EPISODES.get(env, EVAL_EPISODES)
+        entry = run_env(env, 2 if quick else SEEDS.get(env, NUM_SEEDS),
+                        4 if quick else episodes, quick)
         entry.update(command=machine["command"], date_utc=machine["date_utc"],
                      load=machine["load_average_at_start"], versions=machine["versions"],
                      git_revision=revision, sb3=None, rejax=None)

@@ -28,8 +28,8 @@ from benchmarks import common  # noqa: E402
 from benchmarks.tune_default import sweep  # noqa: E402
 
 NAME = "tune_presets"
-THRESHOLDS = {"CartPole-v1": 475.0, "Acrobot-v1": -100.0, "MountainCar-v0": -110.0,
-              "MountainCarContinuous-v0": 90.0}
+from benchmarks.learning import THRESHOLDS  # noqa: E402
+from purea2c.presets import SUITE_PRESETS  # noqa: E402
 
 _CONTINUOUS = dict(num_envs=16, rollout_length=32, n_step=16, buffer_capacity=512,
                    batch_size=128, num_passes=4, policy_objective="ppo_clip",
@@ -118,6 +118,17 @@ SWEEPS = {
         dict(env="Catch-bsuite", total_timesteps=65_536),
         [("default schedule", {})],
         {"pi_learning_rate": [3e-4, 1e-3, 3e-3], "entropy_coef": [0.0, 0.01]}),
+    # The other suites around their presets: pi's learning rate, 4 seeds (seed 1000, apart
+    # from learning.py's), at the preset's budget.
+    **{f"{name} lr": (dict(SUITE_PRESETS[name]), [("preset", {})],
+                      {"pi_learning_rate": lrs}, 4, 1000)
+       for name, lrs in (("navix/Navix-Empty-5x5-v0", [3e-4, 1e-3, 3e-3]),
+                         ("navix/Navix-DoorKey-8x8-v0", [3e-4, 1e-3, 3e-3]),
+                         ("xminigrid/MiniGrid-Empty-5x5", [1e-3, 3e-3]),
+                         ("xminigrid/MiniGrid-DoorKey-8x8", [1e-3, 3e-3]),
+                         ("brax/inverted_pendulum", [3e-4, 1e-3]),
+                         ("jumanji/Snake-v1", [3e-4, 1e-3]),
+                         ("jumanji/Game2048-v1", [3e-4, 1e-3]))},
 }
 
 
@@ -161,7 +172,7 @@ def main(argv=None) -> int:
         num_seeds, seed = (rest + [8, 0][len(rest):])[:2]  # defaults: 8 seeds, seed 0
         print(f"== {env}", flush=True)
         rows = sweep(purea2c.Config(**base), variants, grid, num_seeds,
-                     16 if "MinAtar" in env else 20, seed=seed,
+                     16 if "MinAtar" in env or "/" in env else 20, seed=seed,
                      threshold=THRESHOLDS.get(base["env"]))
         envs[env] = dict(base={k: v for k, v in base.items()}, grid=grid, rows=rows,
                          jax=jax.__version__, backend=jax.default_backend(),

@@ -45,7 +45,8 @@ TENSORBOARD = "tensorboard"
 RENDER_GIF = "render.gif"
 
 # Recorded in run.json; benchmarks record these and more.
-VERSIONED = ("purea2c", "jax", "jaxlib", "flax", "optax", "gymnax", "orbax-checkpoint")
+VERSIONED = ("purea2c", "jax", "jaxlib", "flax", "optax", "chex", "numpy", "gymnax",
+             "orbax-checkpoint", "brax", "jumanji", "craftax", "navix", "xminigrid")
 
 
 class NoCheckpoint(RunError):
@@ -123,7 +124,7 @@ def config_to_json(config: Config, fallback: Any = None) -> dict[str, Any]:
             if fallback is None:
                 raise RunError(f"Config.{field.name}={value!r} cannot be written to "
                                f"{CONFIG_JSON}; the command line handles environments "
-                               "given by their gymnax name")
+                               "given by an id ('suite/name')")
             value = fallback(value)
         out[field.name] = value
     return out
@@ -211,9 +212,10 @@ def env_name(config: Config) -> str:
 
 
 def default_run_dir(env: str, root: str = "runs") -> pathlib.Path:
-    """``runs/<env>-<YYYYmmdd-HHMMSS>`` (with a suffix if that exists)."""
+    """``runs/<env>-<YYYYmmdd-HHMMSS>`` (with a suffix if that exists); an id's ``/``
+    becomes ``-`` (``runs/brax-inverted_pendulum-...``)."""
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = pathlib.Path(root) / f"{env}-{stamp}"
+    base = pathlib.Path(root) / f"{env.replace('/', '-')}-{stamp}"
     path, n = base, 1
     while path.exists():
         n += 1

@@ -280,3 +280,47 @@ def test_gsde_mode_and_keyed_sample():
     a = distributions.sample(dist, jax.random.key(1))
     b = distributions.sample(dist, jax.random.key(2))
     assert a.shape == mean.shape and not np.allclose(a, b)
+
+
+# --- action masks ----------------------------------------------------------------------------
+
+
+def test_masked_categorical_is_the_renormalised_distribution_over_allowed_actions():
+    """log pi, the entropy and the mode of the masked categorical against numpy's softmax
+    over the allowed actions only (a brute-force reference)."""
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(6, 5)).astype(np.float32) * 2
+    mask = rng.random((6, 5)) < 0.6
+    mask[:, 0] |= ~mask.any(-1)  # at least one allowed action per row
+    dist = distributions.masked(distributions.Categorical(jnp.asarray(logits)),
+                                jnp.asarray(mask))
+    for i in range(6):
+        allowed = np.flatnonzero(mask[i])
+        z = logits[i, allowed] - logits[i, allowed].max()
+        p = np.exp(z) / np.exp(z).sum()
+        for j, a in enumerate(allowed):
+            np.testing.assert_allclose(
+                distributions.log_prob(jax.tree.map(lambda x: x[i], dist), jnp.asarray(a)),
+                np.log(p[j]), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(distributions.entropy(jax.tree.map(lambda x: x[i], dist)),
+                                   -(p * np.log(p)).sum(), rtol=1e-5, atol=1e-6)
+        assert int(distributions.mode(jax.tree.map(lambda x: x[i], dist))) == \
+            allowed[np.argmax(logits[i, allowed])]
+    assert np.isfinite(np.asarray(distributions.entropy(dist))).all()
+    # No mask: the distribution itself.
+    plain = distributions.Categorical(jnp.asarray(logits))
+    assert distributions.masked(plain, None) is plain
+
+
+def test_masked_actions_are_never_sampled():
+    logits = jnp.zeros((4000, 4))
+    mask = jnp.asarray([True, False, True, False])
+    dist = distributions.masked(distributions.Categorical(logits), mask)
+    a = np.asarray(distributions.sample(dist, jax.random.key(0)))
+    assert set(np.unique(a)) == {0, 2}
+    assert abs((a == 0).mean() - 0.5) < 0.05  # uniform over the two allowed ones
+    # The gradient of log pi reaches only the allowed logits.
+    grad = jax.grad(lambda lg: distributions.log_prob(
+        distributions.masked(distributions.Categorical(lg), mask), jnp.asarray(2)))(
+            jnp.zeros((4,)))
+    np.testing.assert_allclose(np.asarray(grad), [-0.5, 0.0, 0.5, 0.0], atol=1e-6)

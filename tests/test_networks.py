@@ -212,3 +212,47 @@ def test_bounds_scaling_maps_finite_bounds_onto_unit_interval():
                                plain.v.apply(params, jnp.asarray((x - center) / half,
                                                                  jnp.float32)),
                                rtol=1e-5, atol=1e-6)
+
+
+def test_pytree_observations_image_leaves_to_the_cnn_the_rest_flattened():
+    """The written rule: in a dict observation, (H, W, C) leaves go through convolutions, the
+    other leaves are flattened; all are concatenated before the dense layers; an
+    "action_mask" leaf never reaches a torso and masks pi's logits."""
+    from purea2c.envs import ArraySpec
+
+    spec = {"grid": ArraySpec((4, 3, 2), np.float32), "step": ArraySpec((), np.int32),
+            "vec": ArraySpec((5,), np.float32), "action_mask": ArraySpec((3,), bool)}
+    nets = networks.make_networks(spec, True, 3, hidden_sizes=(16,), cnn_channels=(8,))
+    rng = np.random.default_rng(0)
+    obs = {"grid": jnp.asarray(rng.normal(size=(2, 4, 3, 2)), jnp.float32),
+           "step": jnp.asarray([3.0, 7.0]),
+           "vec": jnp.asarray(rng.normal(size=(2, 5)), jnp.float32),
+           "action_mask": jnp.asarray([[True, False, True], [False, False, True]])}
+    one = jax.tree.map(lambda x: x[0], obs)
+    pi_params = nets.pi.init(jax.random.key(0), one)
+    torso = pi_params["params"]["torso"]
+    # leaves in tree order (sorted keys without the mask): grid (conv), step, vec
+    assert torso["conv0_0"]["kernel"].shape == (3, 3, 2, 8)
+    assert torso["dense_0"]["kernel"].shape == (4 * 3 * 8 + 1 + 5, 16)
+    dist = nets.pi.apply(pi_params, obs)
+    logits = np.asarray(dist.logits)
+    assert logits.shape == (2, 3)
+    assert (logits[~np.asarray(obs["action_mask"])] <= -1e8).all()
+    assert np.asarray(distributions.mode(dist)).tolist() in ([0, 2], [2, 2])
+    # The mask changes pi's logits only where it masks, and v not at all.
+    v_params = nets.v.init(jax.random.key(1), one)
+    open_mask = dict(obs, action_mask=jnp.ones((2, 3), bool))
+    np.testing.assert_array_equal(nets.v.apply(v_params, obs), nets.v.apply(v_params, open_mask))
+    free = np.asarray(nets.pi.apply(pi_params, open_mask).logits)
+    allowed = np.asarray(obs["action_mask"])
+    np.testing.assert_array_equal(logits[allowed], free[allowed])
+    # A batch gives the same outputs as one observation at a time; sync keeps them appliable.
+    np.testing.assert_allclose(nets.v.apply(v_params, one), nets.v.apply(v_params, obs)[0],
+                               rtol=1e-5, atol=1e-6)
+    new_pi, new_v = networks.sync_torsos(pi_params, v_params, 0.5)
+    assert nets.v.apply(new_v, obs).shape == (2,)
+    # Flat observations keep their single-array torso ("mlp": every leaf flattened).
+    mlp = networks.make_networks(spec, True, 3, hidden_sizes=(16,), torso="mlp")
+    params = mlp.v.init(jax.random.key(0), one)
+    assert "conv0_0" not in params["params"]["torso"]
+    assert params["params"]["torso"]["dense_0"]["kernel"].shape == (24 + 1 + 5, 16)

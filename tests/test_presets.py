@@ -37,6 +37,14 @@ def test_preset_runs_one_iteration(name):
         assert stored.dtype == np.int32 and stored.ndim == 1
     else:
         assert stored.dtype == np.float32 and stored.shape[1:] == (spec.num_actions,)
+    # Where the env gives an action mask, every action taken was an allowed one (slots never
+    # written hold an all-False mask and are left out).
+    mask = envs.split_mask(state.buffer.data.obs)[1]
+    if mask is not None:
+        mask = np.asarray(mask)
+        written = mask.any(-1)
+        assert written.sum() > 0
+        assert mask[np.arange(len(stored)), np.asarray(stored)][written].all()
 
 
 def test_preset_overrides_and_unknown_name():

@@ -198,6 +198,18 @@ class BraxEnv:
                            f"{err}); without a display set MUJOCO_GL=egl (or osmesa) before "
                            "importing brax") from err
 
+    def draw(self, states: list, rewards: np.ndarray) -> tuple[list[np.ndarray], float]:
+        """`render`'s frames of an episode's states, at the env's control rate
+        (``1 / env.dt`` frames per second), for ``purea2c render``."""
+        del rewards
+        from purea2c.errors import RunError
+
+        try:
+            frames = self.render(states)
+        except EnvError as err:
+            raise RunError(str(err)) from err
+        return frames, float(1.0 / float(getattr(self.env, "dt", 0.05)))
+
     def __repr__(self) -> str:
         return (f"BraxEnv({self.name}, backend={self.backend}, "
                 f"episode_length={self.episode_length})")
