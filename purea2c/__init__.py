@@ -9,12 +9,17 @@
     like = jax.eval_shape(purea2c.init, jax.random.key(0), purea2c.Config())
     state = purea2c.restore_checkpoint("ckpt", like)
 
-Modules: `purea2c.training` (TrainState, init / run / train), `purea2c.agent` (the env,
-networks and optimizers a Config describes), `purea2c.sharding` (seeds over devices and
-hosts); the command line (``purea2c train | evaluate | render``) is in `purea2c.cli`.
+    env = purea2c.envs.make("brax/inverted_pendulum")   # any suite: "suite/name"
+    out = purea2c.train(jax.random.key(0), purea2c.Config.preset("navix/Navix-Empty-5x5-v0"))
+
+Modules: `purea2c.envs` (the environment seam: protocol, ids, one adapter per suite,
+auto-reset), `purea2c.training` (TrainState, init / run / train), `purea2c.agent` (the env,
+networks and optimizers a Config describes), `purea2c.presets`, `purea2c.sharding` (seeds
+over devices and hosts); the command line (``purea2c train | evaluate | render | envs``) is
+in `purea2c.cli`.
 """
 
-from purea2c import sharding
+from purea2c import envs, sharding
 from purea2c.agent import Agent, make_agent
 from purea2c.checkpoint import CheckpointError
 from purea2c.checkpoint import latest_step as latest_checkpoint_step
@@ -35,6 +40,7 @@ __all__ = [
     "TrainResult",
     "TrainState",
     "compiler_options",
+    "envs",
     "evaluate",
     "init",
     "latest_checkpoint_step",

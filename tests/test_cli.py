@@ -545,3 +545,31 @@ def test_resume_skips_a_damaged_checkpoint_and_says_so(trained, tmp_path, capsys
     assert f"resuming {run_dir} at iteration {steps[0]}/" in captured.out
     assert_trees_equal(_final_state(run_dir), _final_state(trained), bitwise=True)
     assert (run_dir / "metrics.csv").read_bytes() == (trained / "metrics.csv").read_bytes()
+
+
+def test_train_evaluate_and_envs_on_another_suite(tmp_path, capsys):
+    """`purea2c train --env navix/...` with a keyword for the env, then `evaluate`; the run
+    directory keeps the id and the keywords, and `purea2c envs` lists the suites."""
+    run_dir = tmp_path / "navix"
+    assert cli.main(["train", "--env", "navix/Navix-Empty-5x5-v0", "--env-kwargs",
+                     "max_steps=50", "--total-timesteps", "2048", "--num-envs", "16",
+                     "--buffer-capacity", "256", "--batch-size", "128", "--out", str(run_dir),
+                     "--eval-episodes", "2"]) == 0
+    saved = json.loads((run_dir / "config.json").read_text())
+    assert saved["env"] == "navix/Navix-Empty-5x5-v0"
+    assert saved["env_kwargs"] == [["max_steps", 50]]
+    config, _, state = rundir.load_state(run_dir)
+    assert config.env_kwargs == (("max_steps", 50),) and config.num_envs == 16
+    assert cli.main(["evaluate", str(run_dir), "--episodes", "2"]) == 0
+    assert "mean return" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", "--env", "navix/Navix-Empty-5x5-v0", "--env-kwargs", "max_step=5",
+                  "--out", str(tmp_path / "bad")])
+    assert exit_info.value.code == 2
+    assert "max_step" in capsys.readouterr().err
+    assert cli.main(["envs", "navix", "gymnax"]) == 0
+    out = capsys.readouterr().out
+    assert "navix/Navix-Empty-5x5-v0" in out and "gymnax/CartPole-v1" in out
+    with pytest.raises(SystemExit):
+        cli.main(["envs", "nosuite"])
+    assert "unknown suite 'nosuite'" in capsys.readouterr().err
