@@ -192,6 +192,19 @@ class Config:
             object.__setattr__(self, "env_kwargs", _kwargs_pairs(self.env_kwargs))
         _validate(self)
 
+    def canonical(self) -> "Config":
+        """The same config with every concrete traced hyperparameter as a float32 array
+        (a Python float, a numpy or JAX scalar of any float or int type, a 0-d array alike),
+        so a program compiled for one of them serves them all: `purea2c.train`, `init` and
+        `run` call it before their compiled program sees the config. Tracers and batched
+        values (a vmapped sweep) pass unchanged."""
+        def cast(value: Any) -> Any:
+            if isinstance(value, jax.core.Tracer) or np.ndim(value) != 0:
+                return value
+            return np.asarray(value, np.float32)  # on the host: no conversion program
+
+        return self.replace(**{name: cast(getattr(self, name)) for name in _traced_fields()})
+
     # --- derived quantities ---
     @property
     def steps_per_iteration(self) -> int:

@@ -424,7 +424,12 @@ class _Jit:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         traced = any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves((args, kwargs)))
-        return (self._plain if traced else self._get())(*args, **kwargs)
+        if traced:
+            return self._plain(*args, **kwargs)
+        # One dtype for the traced hyperparameters, whatever scalar type they came as: one
+        # compilation per static configuration.
+        args = tuple(a.canonical() if isinstance(a, Config) else a for a in args)
+        return self._get()(*args, **kwargs)
 
     def lower(self, *args: Any, **kwargs: Any) -> Any:
         return self._get().lower(*args, **kwargs)

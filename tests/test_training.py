@@ -12,7 +12,7 @@ from purea2c import normalization, training
 from purea2c.agent import make_agent, make_networks
 from purea2c.config import Config
 
-from helpers import trees_equal
+from helpers import assert_trees_equal, trees_equal
 
 SMALL = Config(num_envs=4, rollout_length=8, n_step=3, buffer_capacity=64, batch_size=16,
                num_passes=2, total_timesteps=32 * 12)
@@ -287,3 +287,35 @@ def test_nonfinite_updates_are_skipped_and_counted():
     assert not finite.all() and int(out.metrics.skipped_updates.sum()) == 0
     first = int(np.argmin(finite))
     assert finite[:first].all() and not finite[first:].any()
+
+
+_compiles: list[str] = []
+
+
+def _on_compile(event: str, duration: float, **kwargs) -> None:
+    if event.endswith("backend_compile_duration"):
+        _compiles.append(event)
+
+
+jax.monitoring.register_event_duration_secs_listener(_on_compile)
+
+
+def test_one_compilation_whatever_scalar_type_a_hyperparameter_comes_as():
+    """A learning rate given as a Python float, a jnp.float32, an np.float64, an np.float32,
+    a Python int or a 0-d array (weak or strong): `train` compiles once (real compilations,
+    counted from JAX's compile events, not the jit cache)."""
+    config = Config(num_envs=4, rollout_length=4, n_step=2, buffer_capacity=16,
+                    batch_size=8, total_timesteps=32, hidden_sizes=(7,))
+    key = jax.random.key(0)
+    values = [jnp.float32(2e-3), np.float64(3e-3), np.float32(4e-3), 1, np.asarray(5e-3),
+              jnp.asarray(6e-3), jnp.asarray(7e-3, jnp.float32), 8e-3]
+    first = purea2c.train(key, config.replace(pi_learning_rate=1e-3))
+    before = len(_compiles)
+    assert before > 0
+    for lr in values:
+        out = purea2c.train(key, config.replace(pi_learning_rate=lr, gamma=np.float64(0.99)))
+        assert np.isfinite(np.asarray(out.metrics.value_loss)).all()
+    assert len(_compiles) == before, f"{len(_compiles) - before} more compilations"
+    # Same value, different scalar types: the same result, bitwise.
+    again = purea2c.train(key, config.replace(pi_learning_rate=np.float64(1e-3)))
+    assert_trees_equal(first, again, bitwise=True)
