@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple, Union
 
+import chex
 import jax
 import jax.numpy as jnp
 
@@ -150,17 +151,24 @@ def sample_with_noise(dist: Distribution, noise: jax.Array) -> jax.Array:
     `StateDependentGaussian` the noise is a standard-normal ``z [..., F, d]`` and the action
     ``mean + features @ (exp(feature_log_std) * z)``."""
     if isinstance(dist, StateDependentGaussian):
+        chex.assert_rank(noise, dist.features.ndim + 1)
         std = jnp.exp(dist.feature_log_std)
         theta = std.reshape((1,) * (noise.ndim - std.ndim) + std.shape) * noise
         return dist.mean + jnp.einsum("...i,...ij->...j", dist.features, theta)
     if isinstance(dist, Categorical):
+        chex.assert_equal_shape([dist.logits, noise])
         return jnp.argmax(dist.logits + noise, axis=-1).astype(jnp.int32)
+    chex.assert_equal_shape([dist.mean, noise])
     return dist.mean + jnp.exp(jnp.broadcast_to(dist.log_std, dist.mean.shape)) * noise
 
 
 def log_prob(dist: Distribution, action: jax.Array) -> jax.Array:
+    """Exact ``log pi(action)``, ``[...]``: ``action`` is ``int [...]`` for a `Categorical`
+    over ``[..., A]``, ``float [..., d]`` for the Gaussians."""
     if isinstance(dist, Categorical):
+        chex.assert_shape(action, dist.logits.shape[:-1])
         return categorical_log_prob(dist.logits, action)
+    chex.assert_equal_shape([action, dist.mean])
     log_std = jnp.broadcast_to(dist.log_std, dist.mean.shape)
     return gaussian_log_prob(dist.mean, log_std, action, 1)
 

@@ -30,7 +30,7 @@ SUITE_PRESETS: dict[str, dict[str, Any]] = {
                            ("DoorKey-8x8", 262_144))},
     **{f"xminigrid/MiniGrid-{task}": dict(_GRID, env=f"xminigrid/MiniGrid-{task}",
                                           total_timesteps=steps)
-       for task, steps in (("Empty-5x5", 131_072), ("Empty-6x6", 131_072),
+       for task, steps in (("Empty-5x5", 98_304), ("Empty-6x6", 98_304),
                            ("DoorKey-8x8", 262_144))},
     "brax/inverted_pendulum": dict(_CONTROL, env="brax/inverted_pendulum",
                                    total_timesteps=1_048_576),

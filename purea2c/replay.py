@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import chex
 import jax
 import jax.numpy as jnp
 
@@ -39,6 +40,10 @@ def add(state: ReplayState, batch: Any, mask: jax.Array | None = None) -> Replay
     """
     capacity = capacity_of(state)
     b = jax.tree.leaves(batch)[0].shape[0]
+    chex.assert_trees_all_equal_structs(batch, state.data)
+    chex.assert_tree_shape_prefix(batch, (b,))
+    chex.assert_trees_all_equal_shapes(
+        jax.tree.map(lambda x: x[0], batch), jax.tree.map(lambda x: x[0], state.data))
     if b > capacity:
         raise ValueError(f"a batch of {b} items does not fit a buffer of capacity {capacity}")
     mask = jnp.ones((b,), bool) if mask is None else jnp.asarray(mask, bool)
@@ -71,7 +76,8 @@ def sample_indices(state: ReplayState, key: jax.Array, shape: tuple[int, ...]) -
 
 
 def take(state: ReplayState, idx: jax.Array) -> Any:
-    """The entries at slots ``idx``."""
+    """The entries at slots ``idx`` (int, any shape: the entries get that leading shape)."""
+    chex.assert_type(idx, int)
     return jax.tree.map(lambda buf: buf[idx], state.data)
 
 

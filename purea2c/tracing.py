@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import chex
 import jax
 import jax.numpy as jnp
 
@@ -85,6 +86,10 @@ def step(
 
     Returns ``(state, transition, valid)``; ``valid`` is False while the window fills.
     """
+    chex.assert_rank([log_prob, reward, terminated, truncated], 0)
+    chex.assert_trees_all_equal_shapes(obs, final_obs, next_obs,
+                                       jax.tree.map(lambda w: w[0], state.obs))
+    chex.assert_equal_shape([action, state.action[0]])
     def push(window: Any, x: Any) -> Any:
         return jax.tree.map(lambda w, v: jnp.concatenate(
             [w[1:], jnp.asarray(v, w.dtype)[None]], axis=0), window, x)

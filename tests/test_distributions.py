@@ -3,6 +3,7 @@ float64 numpy."""
 
 from __future__ import annotations
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -324,3 +325,40 @@ def test_masked_actions_are_never_sampled():
         distributions.masked(distributions.Categorical(lg), mask), jnp.asarray(2)))(
             jnp.zeros((4,)))
     np.testing.assert_allclose(np.asarray(grad), [-0.5, 0.0, 0.5, 0.0], atol=1e-6)
+
+
+class DistributionVariants(chex.TestCase):
+    """log_prob, entropy and the sample of a given noise, jitted and not, against numpy;
+    shape asserts at the boundary."""
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_categorical_and_gaussian_match_numpy(self):
+        rng = np.random.default_rng(1)
+        logits = rng.normal(size=(3, 4)).astype(np.float32)
+        action = np.asarray([0, 3, 1], np.int32)
+        log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+        dist = distributions.Categorical(jnp.asarray(logits))
+        chex.assert_trees_all_close(self.variant(distributions.log_prob)(dist, action),
+                                    log_p[np.arange(3), action], rtol=1e-5)
+        chex.assert_trees_all_close(self.variant(distributions.entropy)(dist),
+                                    -(np.exp(log_p) * log_p).sum(-1), rtol=1e-5)
+        noise = rng.gumbel(size=(3, 4)).astype(np.float32)
+        chex.assert_trees_all_equal(self.variant(distributions.sample_with_noise)(dist, noise),
+                                    np.argmax(logits + noise, -1).astype(np.int32))
+        mean, log_std = rng.normal(size=(3, 2)).astype(np.float32), np.float32(-0.5)
+        gauss = distributions.Gaussian(jnp.asarray(mean), jnp.full((3, 2), log_std))
+        a = rng.normal(size=(3, 2)).astype(np.float32)
+        expected = (-0.5 * ((a - mean) / np.exp(log_std)) ** 2 - log_std
+                    - 0.5 * np.log(2 * np.pi)).sum(-1)
+        chex.assert_trees_all_close(self.variant(distributions.log_prob)(gauss, a), expected,
+                                    rtol=1e-5)
+
+    def test_an_action_of_the_wrong_shape_is_refused(self):
+        dist = distributions.Categorical(jnp.zeros((3, 4)))
+        with pytest.raises(AssertionError):
+            distributions.log_prob(dist, jnp.zeros((3, 1), jnp.int32))
+        with pytest.raises(AssertionError):
+            distributions.sample_with_noise(dist, jnp.zeros((3, 5)))
+        gauss = distributions.Gaussian(jnp.zeros((3, 2)), jnp.zeros((3, 2)))
+        with pytest.raises(AssertionError):
+            distributions.log_prob(gauss, jnp.zeros((3,)))

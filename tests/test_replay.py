@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import functools
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -308,3 +309,34 @@ def test_sample_indices_for_many_updates_in_one_call():
     one = replay.sample(state, jax.random.key(4), 32)
     again = replay.take(state, replay.sample_indices(state, jax.random.key(4), (32,)))
     np.testing.assert_array_equal(one["id"], again["id"])
+
+
+class ReplayVariants(chex.TestCase):
+    """add / take / clear jitted and not: the same buffer as a Python FIFO model, compared
+    with chex's tree assertions; the shape asserts at add's boundary."""
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_add_take_clear_match_the_model(self):
+        add, take, clear = self.variant(replay.add), self.variant(replay.take), \
+            self.variant(replay.clear)
+        state = replay.init(5, EXAMPLE)
+        state = add(state, items([1, 2, 3]), jnp.asarray([True, False, True]))
+        state = add(state, items([4, 5, 6, 7]))
+        # FIFO of capacity 5 after writing 1, 3, 4, 5, 6, 7: slots hold 7, 3, 4, 5, 6
+        chex.assert_trees_all_equal(take(state, jnp.arange(5)), items([7, 3, 4, 5, 6]))
+        chex.assert_trees_all_equal((state.insert_index, state.size),
+                                    (jnp.int32(1), jnp.int32(5)))
+        state = clear(state)
+        chex.assert_trees_all_equal((state.insert_index, state.size),
+                                    (jnp.int32(0), jnp.int32(0)))
+
+    def test_items_that_do_not_look_like_the_buffer_are_refused(self):
+        state = replay.init(4, EXAMPLE)
+        with pytest.raises(AssertionError):  # vec of another shape
+            replay.add(state, {"id": jnp.zeros((2,), jnp.int32),
+                               "vec": jnp.zeros((2, 3, 2), jnp.float32)})
+        with pytest.raises(AssertionError):  # another structure
+            replay.add(state, {"id": jnp.zeros((2,), jnp.int32)})
+        with pytest.raises(AssertionError):  # leaves of different batch sizes
+            replay.add(state, {"id": jnp.zeros((2,), jnp.int32),
+                               "vec": jnp.zeros((3, 2, 3), jnp.float32)})

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 from typing import NamedTuple
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -423,3 +424,43 @@ def test_init_shapes_and_dtypes():
     assert state.terminated.dtype == jnp.bool_ and state.truncated.dtype == jnp.bool_
     assert state.count.shape == () and state.count.dtype == jnp.int32
     assert int(state.count) == 0
+
+
+# --------------------------------------------------------------------------------------
+# Jitted and not (chex.variants): the same emissions as the brute-force reference; and the
+# shape asserts at the tracer's boundary.
+
+
+class TracerVariants(chex.TestCase):
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_emissions_match_the_reference(self):
+        events = [NONE, NONE, TERM, NONE, NONE, NONE, TRUNC, NONE, NONE]
+        stream = make_stream(np.arange(9, dtype=np.float32) - 2.0, events, seed=5,
+                             final_differs=True)
+        n, gamma = 3, 0.9
+        step = self.variant(tracing.step)
+        state = tracing.init(n, jnp.zeros((OBS_DIM,), jnp.float32), jnp.zeros((), jnp.int32))
+        expected = reference(stream, gamma, n)
+        for t in range(len(stream.reward)):
+            state, tr, valid = step(
+                state, stream.obs[t], stream.action[t], stream.log_prob[t], stream.reward[t],
+                stream.terminated[t], stream.truncated[t], stream.final_obs[t],
+                stream.next_obs[t], np.float32(gamma))
+            assert bool(valid) == (t >= n - 1)
+            if t >= n - 1:
+                exp = expected[t - n + 1]
+                chex.assert_trees_all_close((tr.reward, tr.discount, tr.obs),
+                                            (np.float32(exp.reward), np.float32(exp.discount),
+                                             exp.obs), rtol=RTOL, atol=ATOL)
+                chex.assert_shape(tr.next_obs, (OBS_DIM,))
+
+    def test_a_batched_reward_is_refused_at_the_boundary(self):
+        state = tracing.init(2, jnp.zeros((OBS_DIM,), jnp.float32), jnp.zeros((), jnp.int32))
+        obs = jnp.zeros((OBS_DIM,), jnp.float32)
+        with pytest.raises(AssertionError, match="rank"):
+            tracing.step(state, obs, jnp.zeros((), jnp.int32), 0.0, jnp.zeros((1,)), False,
+                         False, obs, obs, 0.9)
+        with pytest.raises(AssertionError):  # next_obs of another shape than the window's
+            tracing.step(state, obs, jnp.zeros((), jnp.int32), 0.0, 0.0, False, False, obs,
+                         jnp.zeros((OBS_DIM + 1,)), 0.9)
