@@ -47,7 +47,7 @@ import numpy as np
 import common
 import purea2c
 from purea2c import envs, plots
-from purea2c.evaluate import episode_returns
+from purea2c.evaluation import episode_returns
 
 GYMNAX_ENVS = ["CartPole-v1", "Acrobot-v1", "MountainCar-v0", "Pendulum-v1",
                "MountainCarContinuous-v0", "Catch-bsuite", "Breakout-MinAtar",

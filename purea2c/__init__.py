@@ -26,7 +26,7 @@ from purea2c.checkpoint import latest_step as latest_checkpoint_step
 from purea2c.checkpoint import restore as restore_checkpoint
 from purea2c.checkpoint import save as save_checkpoint
 from purea2c.config import Config
-from purea2c.evaluate import evaluate, make_policy
+from purea2c.evaluation import evaluate, make_policy
 from purea2c.training import (Metrics, OptStates, Params, TrainResult, TrainState,
                               compiler_options, init, run, train)
 

@@ -40,7 +40,7 @@ def play_episode(config: Config, params: Any, key: jax.Array, greedy: bool = Tru
     """One episode of ``params.pi`` (a single seed's parameters) in the config's
     environment, run as one compiled scan; returns its env states for drawing."""
     from purea2c.agent import make_env
-    from purea2c.evaluate import make_policy
+    from purea2c.evaluation import make_policy
 
     env = make_env(config)
     if max_steps is None:

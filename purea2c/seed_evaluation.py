@@ -11,7 +11,7 @@ import numpy as np
 
 from purea2c.config import Config
 from purea2c.errors import RunError
-from purea2c.evaluate import evaluate
+from purea2c.evaluation import evaluate
 
 
 def nonfinite_seeds(params: Any) -> list[int]:

@@ -1,4 +1,6 @@
-"""Evaluation rollouts of a trained policy, independent of training."""
+"""Evaluation rollouts of a trained policy, independent of training: `evaluate` (returns of
+fresh episodes), `make_policy` (a jitted policy for use outside training) and
+`episode_returns` (the episode loop both run on, also used by the benchmarks)."""
 
 from __future__ import annotations
 
