@@ -252,3 +252,13 @@ def test_cli_shards_seeds_over_local_devices(tmp_path):
         for name in ("episode_return", "value_loss", "policy_loss"):
             np.testing.assert_allclose(float(row[name]), expected._asdict()[name][seed, it],
                                        rtol=1e-3, atol=1e-4, err_msg=f"{name} {row}")
+
+
+def test_a_suite_with_pytree_observations_shards_its_seeds():
+    """Jumanji's Game2048 (dict observations with an action mask, the env's own key in its
+    state) with its seeds sharded over this process's device: the same as vmap(train)."""
+    config = Config(env="jumanji/Game2048-v1", num_envs=4, rollout_length=8, n_step=3,
+                    buffer_capacity=64, batch_size=16, total_timesteps=64)
+    keys = KEYS[:2]
+    ref = jax.jit(jax.vmap(purea2c.train, in_axes=(0, None)))(keys, config)
+    _assert_close(jax.tree.leaves(gather(train_sharded(keys, config))), ref)
