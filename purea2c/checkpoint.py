@@ -5,6 +5,7 @@ with a checksum of every array and every file, verified on restore.
     like = jax.eval_shape(purea2c.init, jax.random.key(0), config)    # structure only
     state = checkpoint.restore("run/checkpoints", like)                 # latest step
     state, step, skipped = checkpoint.restore_latest_intact("run/checkpoints", like)
+    removed = checkpoint.prune("run/checkpoints", keep=2)   # [Removed(step, fault), ...]
 
 Layout: one directory per step, ``<directory>/<step>/``, holding the arrays (``state/``,
 written by orbax's `CheckpointManager`, which saves under a temporary name and renames it to
@@ -19,7 +20,9 @@ hook between its last write and its rename. For the same reason the newest-N ret
 done here after ``meta.json`` is in place, not by the manager's ``max_to_keep`` (which
 deletes old steps before ``meta.json`` exists, so a crash in between would leave no complete
 checkpoint when keep is 1), and an overwrite moves the old step aside until the new one is
-complete (orbax refuses to overwrite a step).
+complete (orbax refuses to overwrite a step). Retention (`prune`) counts intact checkpoints
+only: the newest ``keep`` whose ``meta.json`` and files pass their checksums are kept, and
+every other one, damaged or older, is removed and reported.
 
 Integrity: `restore` checks the digest of ``meta.json``, the size and sha256 of every file,
 and the sha256 of every restored array; anything wrong (a missing, truncated or altered
@@ -42,11 +45,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import os
 import pathlib
 import shutil
 import uuid
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -55,12 +59,23 @@ import numpy as np
 _STATE = "state"
 _META = "meta.json"
 _ASIDE_PREFIX = ".old-"  # an overwritten step, kept until its replacement is complete
+_REMOVED_PREFIX = ".removed-"  # a step being removed by `prune`
 _FORMAT = 2
+
+_log = logging.getLogger(__name__)
 
 
 class CheckpointError(ValueError):
     """A checkpoint on disk is damaged or incomplete; the message names its path and the
     fault (which file or leaf, what is wrong)."""
+
+
+class Removed(NamedTuple):
+    """A checkpoint that `prune` removed."""
+
+    step: int
+    fault: str | None  # why it was damaged (the `CheckpointError`); None: an intact one
+    #                    older than the newest ``keep`` intact ones
 
 
 def check_settings(*, keep: int | None = None,
@@ -209,9 +224,11 @@ def save(directory: str | os.PathLike, state: Any, step: int, *,
 
     The write is atomic: the checkpoint appears complete or not at all, and a save that
     fails or is killed leaves the previous checkpoints as they were. ``metadata`` (JSON
-    serialisable) is stored next to the arrays (see `load_metadata`). ``keep`` deletes the
-    oldest checkpoints beyond that many, after the new one is complete (``keep < 1`` raises
-    ``ValueError`` before anything is written). An existing step raises ``FileExistsError``
+    serialisable) is stored next to the arrays (see `load_metadata`). ``keep``, after the new
+    one is complete, keeps the newest ``keep`` intact checkpoints (the new one among them)
+    and removes the others, damaged or older (`prune`; each removal is logged on the
+    ``purea2c.checkpoint`` logger, a damaged one as a warning); ``keep < 1`` raises
+    ``ValueError`` before anything is written. An existing step raises ``FileExistsError``
     unless ``overwrite``.
     """
     step = int(step)
@@ -268,11 +285,58 @@ def save(directory: str | os.PathLike, state: Any, step: int, *,
         raise
     if aside is not None:
         shutil.rmtree(aside, ignore_errors=True)
-    if keep is not None:
-        for old_step in all_steps(directory)[:-keep]:
-            manager.delete(old_step)
     manager.close()
+    if keep is not None:
+        for removed in prune(directory, keep, intact=(step,)):
+            if removed.fault is None:
+                _log.info("removed checkpoint %s (older than the newest %s intact)",
+                          directory / str(removed.step), keep)
+            else:
+                _log.warning("removed damaged checkpoint %s: %s",
+                             directory / str(removed.step), removed.fault)
     return final
+
+
+def verify(directory: str | os.PathLike, step: int) -> None:
+    """Raises `CheckpointError` if checkpoint ``step`` of ``directory`` is damaged or
+    incomplete: its ``meta.json`` unreadable or not matching its digest, a file missing or
+    not matching its size and sha256. The arrays are not read (`restore` also checks each
+    array's sha256), so this costs one read of the files."""
+    path = _step_dir(directory, step)
+    _check_files(path, _read_meta(path))
+
+
+def prune(directory: str | os.PathLike, keep: int,
+          intact: tuple[int, ...] = ()) -> list[Removed]:
+    """Keeps the newest ``keep`` intact checkpoints of ``directory`` and removes every other
+    complete one: damaged ones (`verify` fails) wherever they are, and intact ones older than
+    the kept ones. Returns what it removed, newest first. Steps in ``intact`` are taken as
+    intact without a check (a checkpoint just saved). A step directory without its
+    ``meta.json`` (a save under way or interrupted) is left alone."""
+    check_settings(keep=keep)
+    directory = pathlib.Path(directory).absolute()
+    removed: list[Removed] = []
+    kept = 0
+    for step in reversed(all_steps(directory)):
+        if kept >= keep:
+            removed.append(Removed(step, None))
+            continue
+        if step not in intact:
+            try:
+                verify(directory, step)
+            except CheckpointError as err:
+                removed.append(Removed(step, " ".join(str(err).split())))
+                continue
+        kept += 1
+    for step, _ in removed:
+        # renamed first, so that an interrupted removal leaves no half checkpoint under
+        # its step (`_recover` deletes the rest)
+        doomed = directory / f"{_REMOVED_PREFIX}{step}-{uuid.uuid4().hex[:8]}"
+        os.rename(directory / str(step), doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
+    if removed:
+        _fsync_dir(directory)
+    return removed
 
 
 def load_metadata(directory: str | os.PathLike, step: int | None = None) -> dict[str, Any]:
@@ -457,10 +521,12 @@ def _read_arrays(path: pathlib.Path, meta: dict[str, Any]) -> dict[str, np.ndarr
 
 def _recover(directory: pathlib.Path) -> None:
     """Puts back a checkpoint that an interrupted overwrite had moved aside, and deletes
-    step directories that an interrupted save left without their ``meta.json`` (orbax's
-    own temporaries are removed by the manager)."""
+    step directories that an interrupted save left without their ``meta.json`` and what an
+    interrupted `prune` left (orbax's own temporaries are removed by the manager)."""
     for p in sorted(directory.iterdir()):
-        if p.name.startswith(_ASIDE_PREFIX):
+        if p.name.startswith(_REMOVED_PREFIX):
+            shutil.rmtree(p, ignore_errors=True)
+        elif p.name.startswith(_ASIDE_PREFIX):
             step = p.name[len(_ASIDE_PREFIX):].split("-")[0]
             if not (directory / step / _META).is_file() and (p / _META).is_file():
                 shutil.rmtree(directory / step, ignore_errors=True)

@@ -432,3 +432,60 @@ def test_restoring_writes_nothing(pristine, tmp_path):
     checkpoint.restore_latest_intact(tmp_path, _SMALL_LIKE)
     checkpoint.load_metadata(tmp_path)
     assert snapshot() == before
+
+
+# ------------------------------------------------------------------------------------------
+# Retention counts intact checkpoints only
+# ------------------------------------------------------------------------------------------
+
+
+def test_keep_counts_only_intact_checkpoints_and_says_what_it_removed(pristine, tmp_path,
+                                                                     caplog):
+    """Steps 1 and 2 intact, 3 with a truncated file; saving 4 with keep=2 keeps 4 and 2 (the
+    two newest intact ones), not 4 and the damaged 3, and logs each removal."""
+    shutil.copytree(pristine, tmp_path, dirs_exist_ok=True)
+    checkpoint.save(tmp_path, _small_tree(3), 3)
+    _truncate(tmp_path / "3" / _data_files(tmp_path, 3)[0])
+    with caplog.at_level("INFO", logger="purea2c.checkpoint"):
+        checkpoint.save(tmp_path, _small_tree(4), 4, keep=2)
+    assert checkpoint.all_steps(tmp_path) == [2, 4]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["2", "4"]  # nothing left behind
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    infos = [r.getMessage() for r in caplog.records if r.levelname == "INFO"]
+    assert len(warnings) == 1 and "removed damaged checkpoint" in warnings[0]
+    assert f"{tmp_path / '3'}: checkpoint" in warnings[0] and "has" in warnings[0]
+    assert len(infos) == 1 and f"removed checkpoint {tmp_path / '1'}" in infos[0]
+    state, step, skipped = checkpoint.restore_latest_intact(tmp_path, _SMALL_LIKE)
+    assert step == 4 and skipped == []
+    assert_trees_equal(_small_tree(2), checkpoint.restore(tmp_path, _SMALL_LIKE, 2),
+                       bitwise=True)
+
+
+def test_prune_returns_what_it_removed(pristine, tmp_path):
+    shutil.copytree(pristine, tmp_path, dirs_exist_ok=True)
+    for step in (3, 4):
+        checkpoint.save(tmp_path, _small_tree(step), step)
+    meta = json.loads((tmp_path / "4" / "meta.json").read_text())
+    meta["metadata"]["run"] = "edited"  # no longer matches its digest
+    (tmp_path / "4" / "meta.json").write_text(json.dumps(meta))
+    checkpoint.verify(tmp_path, 3)
+    with pytest.raises(checkpoint.CheckpointError, match="does not match its digest"):
+        checkpoint.verify(tmp_path, 4)
+    removed = checkpoint.prune(tmp_path, keep=2)
+    assert [(r.step, r.fault is None) for r in removed] == [(4, False), (1, True)]
+    assert "checkpoint" in removed[0].fault and "digest" in removed[0].fault
+    assert checkpoint.all_steps(tmp_path) == [2, 3]
+    assert checkpoint.prune(tmp_path, keep=2) == []  # nothing more to remove
+    # a step taken as intact (just saved) is not read: its damage goes unseen
+    _truncate(tmp_path / "3" / _data_files(tmp_path, 3)[0])
+    assert checkpoint.prune(tmp_path, keep=1, intact=(3,)) == [checkpoint.Removed(2, None)]
+    with pytest.raises(ValueError, match="keep must be"):
+        checkpoint.prune(tmp_path, keep=0)
+    assert checkpoint.prune(tmp_path / "none", keep=1) == []
+
+
+def test_an_interrupted_removal_is_cleaned_up_by_the_next_save(pristine, tmp_path):
+    shutil.copytree(pristine, tmp_path, dirs_exist_ok=True)
+    os.rename(tmp_path / "1", tmp_path / ".removed-1-abcdef12")  # killed before the rmtree
+    checkpoint.save(tmp_path, _small_tree(3), 3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["2", "3"]
