@@ -91,3 +91,107 @@ def test_new_run_folders(tmp_path):
 def test_versions_of_missing_distributions_are_none():
     versions = rundir.dist_versions(("jax", "no-such-distribution-xyz"))
     assert versions["jax"] and versions["no-such-distribution-xyz"] is None
+
+
+def test_a_new_run_records_where_it_comes_from(monkeypatch):
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
+    info = rundir.new_run_info(purea2c.Config(), 2, 0, 1, None, "purea2c train")
+    versions = info["versions"]
+    for name in ("python", "purea2c", "jax", "jaxlib", "flax", "optax", "gymnax", "chex",
+                 "numpy", "orbax-checkpoint", "brax", "jumanji", "craftax", "navix",
+                 "xminigrid", "backend"):
+        assert name in versions, name
+    assert versions["python"].count(".") == 2 and versions["numpy"] and versions["chex"]
+    host = info["host"]
+    assert host["name"] and host["process_count"] == 1 and host["device_count"] >= 1
+    assert host["devices"] and all(" x " in d for d in host["devices"])
+    assert info["xla_flags"] == "--xla_force_host_platform_device_count=1"
+    assert "git" in info
+    json.dumps(info, allow_nan=False)
+
+
+def test_git_state_of_a_checkout_and_of_anything_else(tmp_path, monkeypatch):
+    import shutil
+    import subprocess
+
+    package = tmp_path / "repo" / "pkg"
+    package.mkdir(parents=True)
+    (package / "a.py").write_text("x = 1\n")
+    assert rundir.git_state(package) is None  # no checkout
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path / "repo"), "-c", "user.name=t", "-c",
+                        "user.email=t@t", *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-q", "-m", "x")
+    state = rundir.git_state(package)
+    assert len(state["commit"]) == 40 and state["dirty"] is False
+    (package / "a.py").write_text("x = 2\n")
+    assert rundir.git_state(package) == {"commit": state["commit"], "dirty": True}
+    deeper = package / "sub"  # a package below the checkout's top (a venv inside it)
+    deeper.mkdir()
+    assert rundir.git_state(deeper) is None
+
+    def no_git(*args, **kwargs):
+        raise FileNotFoundError("git")
+
+    monkeypatch.setattr(subprocess, "run", no_git)
+    assert rundir.git_state(package) is None
+    assert rundir.git_state() is None
+
+
+def test_environment_changes_name_what_differs_from_the_record():
+    now = {"versions": {"python": "3.11.7", "jax": "0.10.2", "brax": None},
+           "git": {"commit": "b" * 40, "dirty": False},
+           "host": {"name": "here", "process_count": 1, "device_count": 1,
+                    "devices": ["1 x cpu"]},
+           "xla_flags": None}
+    assert rundir.environment_changes(now, now) == []
+    record = {"versions": {"python": "3.11.7", "jax": "0.9.0", "brax": "0.14.2"},
+              "git": {"commit": "a" * 40, "dirty": True},
+              "host": {"name": "there", "process_count": 1, "device_count": 8,
+                       "devices": ["8 x TPU v4"]},
+              "xla_flags": "--xla_cpu_use_thunk_runtime=false"}
+    assert rundir.environment_changes(record, now) == [
+        "jax 0.9.0 -> 0.10.2", "brax 0.14.2 -> none", f"git commit {'a' * 40} -> {'b' * 40}",
+        "git dirty True -> False", "host there -> here", "device count 8 -> 1",
+        "devices 8 x TPU v4 -> 1 x cpu", "XLA_FLAGS --xla_cpu_use_thunk_runtime=false -> none"]
+    # a record of an older purea2c (versions only) is compared on what it holds
+    assert rundir.environment_changes({"versions": {"jax": "0.10.2"}}, now) == []
+    assert rundir.environment_changes({"git": None}, now) == [
+        f"git commit none -> {'b' * 40}", "git dirty none -> False"]
+
+
+def test_a_session_records_its_end_exit_status_and_duration(tmp_path):
+    info = {"status": "created"}
+    first = rundir.Session(tmp_path, info, "purea2c train", resumed=False)
+    first.reached(0)
+    first.reached(8)
+    rundir.set_status(tmp_path, info, "interrupted at iteration 8")
+    first.end(143)
+    first.end(0)  # once only
+    saved = json.loads((tmp_path / "run.json").read_text())
+    assert saved["exit_status"] == 143 and saved["status"] == "interrupted at iteration 8"
+    entry = saved["sessions"][0]
+    assert (entry["from_iteration"], entry["to_iteration"], entry["exit_status"]) == (0, 8, 143)
+    assert entry["started"] == saved["started"] and entry["ended"] == saved["ended"]
+    assert entry["duration_s"] >= 0 and "changes" not in entry
+    info["divergence"] = {"iteration": 8}
+    second = rundir.Session(tmp_path, info, "purea2c train --resume x", resumed=True)
+    assert "divergence" not in info and info["sessions"][0]["divergence"] == {"iteration": 8}
+    second.reached(8)
+    info["status"] = "running"
+    second.end(1, "cannot write checkpoints")
+    saved = json.loads((tmp_path / "run.json").read_text())
+    assert saved["status"] == "failed: cannot write checkpoints" and saved["exit_status"] == 1
+    assert saved["started"] == entry["started"] and len(saved["sessions"]) == 2
+    assert saved["sessions"][1]["changes"] == second.changes
+    assert saved["duration_s"] == pytest.approx(sum(s["duration_s"] for s in
+                                                    saved["sessions"]))
+    quiet = rundir.Session(tmp_path / "none", {}, "c", resumed=False, write=False)
+    quiet.end(0)  # another process of the run: records, writes nothing
+    assert not (tmp_path / "none").exists()
