@@ -27,6 +27,7 @@ from purea2c.checkpoint import restore as restore_checkpoint
 from purea2c.checkpoint import save as save_checkpoint
 from purea2c.config import Config
 from purea2c.evaluation import evaluate, make_policy
+from purea2c.run_loop import Divergence, divergence
 from purea2c.training import (Metrics, OptStates, Params, TrainResult, TrainState,
                               compiler_options, init, run, train)
 
@@ -34,12 +35,14 @@ __all__ = [
     "Agent",
     "CheckpointError",
     "Config",
+    "Divergence",
     "Metrics",
     "OptStates",
     "Params",
     "TrainResult",
     "TrainState",
     "compiler_options",
+    "divergence",
     "envs",
     "evaluate",
     "init",

@@ -16,7 +16,8 @@ The jobs behind the handlers live in their own modules:
 
 Errors are one line on stderr, ``purea2c: error: ...``: exit status 2 for a bad command line
 (checked before anything is compiled), 1 for a problem with a run or its files, 3 when
-training diverges (a non-finite iteration), 128 + N after signal N.
+training diverges (a non-finite iteration, or a chunk that skipped more than
+``--max-skipped-share`` of its updates: `run_loop.divergence`), 128 + N after signal N.
 """
 
 from __future__ import annotations
@@ -230,11 +231,13 @@ def _open_run(args: argparse.Namespace, parser: argparse.ArgumentParser
     problem = rundir.new_dir_problem(run_dir) if jax.process_index() == 0 else None
     if problem is not None:
         parser.error(f"--out {problem}" if args.out else f"{problem} (choose one with --out)")
-    argv = sys.argv[1:] if args.argv is None else args.argv
-    info = rundir.new_run_info(config, num_seeds, seed, chunk, args.preset,
-                               shlex.join(["purea2c", *argv]),
+    info = rundir.new_run_info(config, num_seeds, seed, chunk, args.preset, _command(args),
                                data_parallel=jax.device_count() if args.data_parallel else None)
     return run_dir, config, info, True
+
+
+def _command(args: argparse.Namespace) -> str:
+    return shlex.join(["purea2c", *(sys.argv[1:] if args.argv is None else args.argv)])
 
 
 def _create_run(run_dir: pathlib.Path, config: Config, info: dict[str, Any]) -> None:
@@ -372,15 +375,21 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         if writer:
             rundir.set_status(run_dir, info, status)
 
+    # ended by `main` with the exit status, whatever ends the command
+    session = args.session = rundir.Session(run_dir, info, _command(args),
+                                            resumed=args.resume is not None, write=writer)
+    if session.changes:
+        _say(f"purea2c: differs from the run's record: {'; '.join(session.changes)}")
     with run_loop.StopRequest() as stop:
         start = time.perf_counter()
         state, resume_step = _start_state(args, run_dir, config, info, mesh_run)
+        session.reached(resume_step)
         if mesh_run is None:
             program, program_config = run_loop.ChunkProgram(state, config), config
         else:
             program, program_config = mesh_run, mesh_run.config
         _say("compiling the training program ... ", end="", flush=True)
-        dtypes = program.metric_dtypes(chunk)
+        dtypes = {**program.metric_dtypes(chunk), run_loop.DIVERGED: np.dtype(bool)}
         rest = "" if num_iterations % chunk == 0 else f" + one of {num_iterations % chunk}"
         _say(f"{time.perf_counter() - start:.1f} s ({num_iterations} iterations in chunks of "
              f"{chunk}{rest})", flush=True)
@@ -402,7 +411,8 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                 progress = sinks.Progress(
                     total_steps, resume_step * steps_per_iteration, num_seeds,
                     steps_per_iteration, width, enabled=not args.no_progress,
-                    history=log.tail(width) if resume_step > 0 else None)
+                    history=log.tail(width) if resume_step > 0 else None,
+                    skipped=sinks.skipped_updates(log.arrays(), 1)["total"])
                 outputs.append(progress)
             checkpoints = sinks.Checkpoints(
                 ckpt_dir, args.keep_checkpoints, args.checkpoint_interval, num_iterations,
@@ -420,6 +430,7 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                                          state_callbacks=[checkpoints])
             jax.block_until_ready(end.state)
             run_s = time.perf_counter() - run_start
+            session.reached(end.iteration)
             if progress is not None:
                 progress.close()
             if end.iteration > 0:
@@ -431,14 +442,20 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             for output in outputs:
                 output.close()
 
+        counts = None if log is None else \
+            sinks.skipped_updates(log.arrays(), config.updates_per_iteration)
+        info["skipped_updates"] = counts
         if end.diverged_at is not None:
+            kept = ckpt_dir / str(end.iteration) if end.iteration > 0 else None
+            if writer:  # the diverged chunk: the logged iterations after the kept state
+                found = run_loop.divergence({k: v[:, end.iteration:] for k, v in
+                                             log.arrays().items()}, config, end.iteration)
+                info["divergence"] = {**found._asdict(), "checkpoint": kept and str(kept)}
+                what = found.describe(num_iterations, config.max_skipped_share)
+                _print_error(f"training {what}; {sinks.format_skipped(counts)} in the run; "
+                             + (f"the last finite state is checkpoint {kept}" if kept else
+                                "no finite state was saved"))
             set_status(f"diverged at iteration {end.diverged_at}")
-            kept = (f"the last finite state is checkpoint {ckpt_dir / str(end.iteration)}"
-                    if end.iteration > 0 else "no finite state was saved")
-            if writer:
-                _print_error(f"training diverged at iteration {end.diverged_at}/"
-                             f"{num_iterations} (non-finite losses, gradients or parameters); "
-                             f"{kept}")
             return EXIT_DIVERGED
         if should_stop.signum is not None and end.iteration < num_iterations:
             set_status(f"interrupted at iteration {end.iteration}")
@@ -451,7 +468,8 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     set_status("finished")
     steps_done = (end.iteration - resume_step) * steps_per_iteration * num_seeds
     _say(f"trained {steps_done:,} env steps in {run_s:.1f} s "
-         f"({steps_done / max(run_s, 1e-9):,.0f} env steps/s incl. checkpoints)")
+         f"({steps_done / max(run_s, 1e-9):,.0f} env steps/s incl. checkpoints)"
+         + (f"; {sinks.format_skipped(counts)}" if counts else ""))
     if args.eval_episodes > 0:
         params = sharding.fetch(end.state.params)  # with several processes, a collective
         if writer:
@@ -474,6 +492,9 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 def _evaluate_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     _check_flags(args, parser, _EVALUATE_RULES)
     config, info = rundir.load_run(args.run_dir)
+    changes = rundir.environment_changes(info)
+    if changes:
+        print(f"purea2c: differs from the run's record: {'; '.join(changes)}")
     restored = _restore(pathlib.Path(args.run_dir), config, info, args.step)
     state = restored.state
     step = int(np.asarray(state.iteration).reshape(-1)[0])
@@ -739,19 +760,23 @@ def main(argv: list[str] | None = None) -> int:
     subparser = _subparsers(parser)[args.command]
     if unknown:  # reported by the command's parser, with its usage
         subparser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    args.argv = argv if argv is None else list(argv)
+    args.argv, args.session = (argv if argv is None else list(argv)), None
     handler = {"train": _train, "evaluate": _evaluate_command,
                "render": _render_command, "envs": _envs_command}[args.command]
     if not args.no_compile_cache:
         enable_compile_cache()
+    error = None
     try:
-        return handler(args, subparser)
+        status = handler(args, subparser)
     except (RunError, OSError) as e:
         _print_error(e)
-        return EXIT_ERROR
+        status, error = EXIT_ERROR, " ".join(str(e).split())
     except KeyboardInterrupt:
         print("aborted", file=sys.stderr)
-        return 130
+        status, error = 130, "aborted"
+    if args.session is not None:  # a train command's record: end time and exit status
+        args.session.end(status, error)
+    return status
 
 
 if __name__ == "__main__":

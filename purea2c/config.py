@@ -163,6 +163,13 @@ class Config:
         "Skip (and count in metrics.skipped_updates) any update whose losses, gradient norms "
         "or new parameters are not finite, keeping the parameters before it.",
     )
+    max_skipped_share: float = _static(
+        0.5,
+        "The command line stops a run as diverged (exit status 3) after a chunk in which a "
+        "seed skipped more than this share of its updates (metrics.skipped_updates), in "
+        "(0, 1]; checked on the host between chunks, the compiled program does not read it "
+        "(purea2c.divergence is the same check in Python).",
+    )
     # --- traced hyperparameters ---
     gamma: float = _traced(0.99, "Discount factor, in [0, 1].")
     reward_scale: float = _traced(
@@ -351,6 +358,9 @@ def _validate(cfg: Config) -> None:
     ):
         _fail("cnn_channels", cc, f"must be a non-empty tuple of ints >= 1 and <= {INT32_MAX:,} (e.g. (16,))")
     _check_int(cfg, "cnn_kernel_size", 1)
+    if isinstance(cfg.max_skipped_share, bool) or not isinstance(
+            cfg.max_skipped_share, (int, float)) or not 0 < cfg.max_skipped_share <= 1:
+        _fail("max_skipped_share", cfg.max_skipped_share, "must be a Python float in (0, 1]")
     if isinstance(cfg.log_std_init, bool) or not isinstance(cfg.log_std_init, (int, float)) \
             or not np.isfinite(cfg.log_std_init):
         _fail("log_std_init", cfg.log_std_init, "must be a finite Python float")

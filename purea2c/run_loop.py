@@ -13,6 +13,15 @@ The loop knows nothing of files: the command line's metrics log, TensorBoard, pr
 and checkpoints are callbacks. A resumed run calls the same chunk program on the restored
 state, so it finishes bitwise equal to an uninterrupted run. A run spread over several
 devices or processes has `sharding.MeshRun` as its program, with the same interface.
+
+Divergence is decided on the host, between chunks, from two of the metrics: ``finite``
+(False once a parameter or optimizer state is NaN or inf) and ``skipped_updates`` (the
+updates of the iteration that were skipped as non-finite, out of
+``config.updates_per_iteration``, when ``config.skip_nonfinite``). `divergence` is the
+check: a chunk diverged when an iteration of it is not finite, or when a seed skipped more
+than ``config.max_skipped_share`` of its updates in it. The program itself never stops or
+raises; `purea2c.train` returns the metrics, and ``divergence(result.metrics, config,
+chunk=...)`` applies the command line's check to them.
 """
 
 from __future__ import annotations
@@ -94,6 +103,108 @@ def first_nonfinite_iteration(metrics: dict[str, np.ndarray], start: int) -> int
     return None if bad.size == 0 else start + int(bad[0]) + 1
 
 
+# The per-iteration means of a chunk's metrics that can turn non-finite, in the order the
+# first non-finite one is named; then "parameters" (new parameters or optimizer states).
+NONFINITE_QUANTITIES = ("value_loss", "policy_loss", "v_grad_norm", "pi_grad_norm")
+PARAMETERS = "parameters"
+
+# The host-side flag added to every chunk's metrics: True on every row of the chunk that
+# stopped the run as diverged (its state was discarded, its metrics are still logged).
+DIVERGED = "diverged"
+
+
+class Divergence(NamedTuple):
+    """Why and where a run diverged (`divergence`)."""
+
+    iteration: int  # 1-based over the run: the first iteration that was not finite or
+    #                 skipped more than the allowed share of its updates
+    seed: int  # the first seed (index) that diverged there; 0 for metrics without seeds
+    quantity: str  # the first non-finite quantity of that iteration: one of
+    #                NONFINITE_QUANTITIES, else "parameters"
+    skipped_share: float  # the share of that seed's updates skipped in the chunk
+    cause: str  # "skipped" (more than the allowed share) or "not finite" (metrics.finite)
+    first: int  # the chunk's first iteration (1-based)
+    last: int  # its last iteration
+
+    def describe(self, num_iterations: int, max_skipped_share: float) -> str:
+        """One line: ``diverged at iteration 6/80 (seed 0): ...``."""
+        where = f"iteration {self.iteration}/{num_iterations} (seed {self.seed})"
+        chunk = (f"iteration {self.first}" if self.first == self.last
+                 else f"iterations {self.first}-{self.last}")
+        if self.cause == "skipped":
+            why = (f"{self.skipped_share:.0%} of its updates in {chunk} were skipped as "
+                   f"non-finite (more than max_skipped_share {max_skipped_share:g})")
+        else:
+            why = "its parameters or optimizer states are not finite after it"
+        return f"diverged at {where}: {why}; first non-finite quantity: {self.quantity}"
+
+
+def _host_arrays(metrics: Any) -> dict[str, np.ndarray]:
+    """``metrics`` (a `Metrics` or a dict, numpy or JAX) as ``{name: [seeds, iters]}``
+    numpy arrays; metrics without a seed axis get one."""
+    items = metrics._asdict().items() if hasattr(metrics, "_asdict") else metrics.items()
+    out = {}
+    for name, value in items:
+        array = np.asarray(value)
+        out[name] = array.reshape(-1, array.shape[-1]) if array.ndim else array.reshape(1, 1)
+    return out
+
+
+def _first_nonfinite_quantity(arrays: dict[str, np.ndarray], seed: int, index: int) -> str:
+    for name in NONFINITE_QUANTITIES:
+        if name in arrays and not np.isfinite(arrays[name][seed, index]):
+            return name
+    return PARAMETERS
+
+
+def divergence(metrics: Any, config: Config | None, start_iteration: int = 0,
+               chunk: int | None = None) -> Divergence | None:
+    """The first divergence in ``metrics`` (a `Metrics` or a dict ``{name: [seeds, iters]}``
+    or ``[iters]``, numpy or JAX) of the iterations after ``start_iteration``, or None.
+
+    The metrics are taken in consecutive chunks of ``chunk`` iterations (default: all of
+    them as one chunk, as `run_in_chunks` passes one chunk). A chunk diverged when any
+    seed's ``finite`` flag is False in it, or when any seed skipped more than
+    ``config.max_skipped_share`` of its ``config.updates_per_iteration`` updates per
+    iteration in it (``skipped_updates``). The first such chunk is reported: its first
+    iteration that is not finite or whose own skipped share is above the threshold (one is,
+    when the chunk's share is), the first seed there, and the first non-finite quantity of
+    that iteration. Metrics without ``finite`` or ``skipped_updates`` are not checked for
+    that; ``config`` is read only when ``skipped_updates`` is there."""
+    arrays = _host_arrays(metrics)
+    if not arrays:
+        return None
+    num_iters = next(iter(arrays.values())).shape[1]
+    chunk = num_iters if chunk is None else chunk
+    if chunk < 1:
+        raise ValueError(f"divergence: chunk must be >= 1, got {chunk}")
+    skipped = arrays.get("skipped_updates")
+    finite = arrays.get("finite")
+    for begin in range(0, num_iters, chunk):
+        end = min(begin + chunk, num_iters)
+        candidates = []  # (iteration index, seed, cause)
+        if finite is not None:
+            bad = ~np.asarray(finite[:, begin:end], bool)
+            for seed in np.flatnonzero(bad.any(axis=1)):
+                candidates.append((begin + int(np.argmax(bad[seed])), int(seed), "not finite"))
+        if skipped is not None:
+            limit = config.max_skipped_share * config.updates_per_iteration
+            counts = np.asarray(skipped[:, begin:end], np.float64)
+            over = counts.mean(axis=1) > limit
+            for seed in np.flatnonzero(over):
+                index = begin + int(np.argmax(counts[seed] > limit))
+                candidates.append((index, int(seed), "skipped"))
+        if candidates:
+            index, seed, cause = min(candidates)
+            share = (float(np.asarray(skipped[seed, begin:end], np.float64).sum()
+                           / ((end - begin) * config.updates_per_iteration))
+                     if skipped is not None else 0.0)
+            return Divergence(start_iteration + index + 1, seed,
+                              _first_nonfinite_quantity(arrays, seed, index), share, cause,
+                              start_iteration + begin + 1, start_iteration + end)
+    return None
+
+
 class LoopEnd(NamedTuple):
     state: Any  # the last state whose iterations all ended finite
     iteration: int  # its iteration count
@@ -110,21 +221,26 @@ def run_in_chunks(state: Any, config: Config, program: Callable[[int], Any],
     iterations (the last one shorter if ``chunk`` does not divide the rest), calling
     ``program(length)(state, config) -> (state, metrics)`` for each.
 
-    After each chunk every callback gets ``(iteration, host metrics)``. When the metrics
-    hold a ``finite`` field that is False for any iteration, the loop stops there and returns
-    the state before that chunk with ``diverged_at``; otherwise each state callback gets
-    ``(iteration, state)``. ``should_stop()`` is asked before each chunk."""
+    After each chunk every callback gets ``(iteration, host metrics)``, with `DIVERGED`
+    added: a bool ``[seeds, iters]`` that is True on every row of a chunk that diverged
+    (`divergence`: an iteration not finite, or more than ``config.max_skipped_share`` of a
+    seed's updates skipped). Then the loop stops and returns the state before that chunk
+    with ``diverged_at`` (`divergence` on the chunk's metrics gives the details); otherwise
+    each state callback gets ``(iteration, state)``. ``should_stop()`` is asked before each
+    chunk."""
     callbacks, state_callbacks = list(callbacks), list(state_callbacks)
     iteration = start_iteration
     while iteration < num_iterations and not should_stop():
         length = min(chunk, num_iterations - iteration)
         new_state, metrics = program(length)(state, config)
         host = to_host(metrics)
+        diverged = divergence(host, config, iteration)
+        seeds = next(iter(host.values())).shape[0] if host else 1
+        host[DIVERGED] = np.full((seeds, length), diverged is not None)
         for callback in callbacks:
             callback(iteration + length, host)
-        diverged_at = first_nonfinite_iteration(host, iteration)
-        if diverged_at is not None:
-            return LoopEnd(state, iteration, diverged_at)
+        if diverged is not None:
+            return LoopEnd(state, iteration, diverged.iteration)
         state, iteration = new_state, iteration + length
         for callback in state_callbacks:
             callback(iteration, state)

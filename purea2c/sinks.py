@@ -6,8 +6,10 @@ them as callbacks. `Checkpoints` is the one sink of states, ``(iteration, state)
 
 - `MetricsLog`: ``metrics.csv`` (appended every chunk) and ``metrics.parquet``;
 - `TensorBoard`: scalars, the mean over seeds (tensorboardX);
-- `Progress`: a rich progress bar on a terminal, plain lines every 10% otherwise;
-- `Checkpoints`: orbax checkpoints of the whole vmapped state, every N seconds.
+- `Progress`: a rich progress bar on a terminal, plain lines every 10% otherwise, with the
+  run's total of skipped updates (`skipped_updates` sums them for the summary and run.json);
+- `Checkpoints`: orbax checkpoints of the whole vmapped state, every N seconds, keeping the
+  newest K intact ones.
 
 With several processes (`purea2c.sharding`), the metrics reach the sinks gathered, and only
 process 0 has the file sinks; `Checkpoints` runs on every process, which agree on when to
@@ -20,6 +22,7 @@ import csv
 import math
 import os
 import pathlib
+import sys
 import time
 from typing import Any, Callable, Iterable, Protocol
 
@@ -29,6 +32,7 @@ from purea2c import checkpoint, sharding
 from purea2c.errors import RunError
 from purea2c.plots import nanmean, running_mean_return
 from purea2c.run_dir import METRICS_CSV, METRICS_PARQUET
+from purea2c.run_loop import DIVERGED
 
 
 class Sink(Protocol):
@@ -41,7 +45,8 @@ class MetricsLog:
     """Per-iteration metrics of every seed, in memory and in ``metrics.csv``.
 
     The CSV has one row per (iteration, seed); floats are written with ``repr`` so they read
-    back bitwise. On resume, rows past the checkpoint are dropped.
+    back bitwise. On resume, rows past the checkpoint are dropped. A log written before the
+    `DIVERGED` column existed is continued with it (0 on its rows).
     """
 
     def __init__(self, run_dir: pathlib.Path, fields: tuple[str, ...],
@@ -57,10 +62,12 @@ class MetricsLog:
             with open(self.path, newline="") as f:
                 reader = csv.reader(f)
                 header = next(reader, None)
-                if header != columns:
+                older = columns[-1] == DIVERGED and header == columns[:-1]
+                if header != columns and not older:
                     raise RunError(f"{self.path} has columns {header}, expected {columns}")
                 try:
-                    kept = [row for row in reader if int(row[0]) <= keep_iterations]
+                    kept = [row + ["0"] * older for row in reader
+                            if int(row[0]) <= keep_iterations]
                 except (ValueError, IndexError) as e:
                     raise RunError(f"{self.path} has a malformed row: {e}") from e
             if len(kept) != keep_iterations * num_seeds:
@@ -179,6 +186,25 @@ class TensorBoard:
         self.writer.close()
 
 
+def skipped_updates(arrays: dict[str, np.ndarray], updates_per_iteration: int
+                    ) -> dict[str, Any]:
+    """The run's total of skipped updates from its metrics ``{name: [seeds, iters]}``:
+    ``{"total", "updates" (iterations x updates per iteration x seeds), "per_seed"}``
+    (zeros when the metrics have no ``skipped_updates``)."""
+    counts = arrays.get("skipped_updates")
+    if counts is None:
+        some = next(iter(arrays.values()))
+        counts = np.zeros(some.shape, np.int64)
+    per_seed = np.asarray(counts, np.int64).sum(axis=1)
+    return {"total": int(per_seed.sum()), "updates": int(counts.size * updates_per_iteration),
+            "per_seed": [int(n) for n in per_seed]}
+
+
+def format_skipped(counts: dict[str, Any]) -> str:
+    """``skipped updates: 3 of 1,280`` (of `skipped_updates`)."""
+    return f"skipped updates: {counts['total']:,} of {counts['updates']:,}"
+
+
 def recent_return(tail: dict[str, np.ndarray]) -> float | None:
     """The mean return over seeds of the episodes that finished in ``tail``'s iterations
     (``{metric: [seeds, iters]}``); NaN when any of them is not finite or an iteration's
@@ -207,15 +233,18 @@ def format_return(value: float | None) -> str:
 
 class Progress:
     """A rich progress bar on a terminal; plain lines every 10% otherwise. Shows env steps,
-    the recent mean training return (over the last ``width`` iterations) and steps/s."""
+    the recent mean training return (over the last ``width`` iterations), the run's total
+    of skipped updates (all seeds; ``skipped``: the total before ``done``) and steps/s."""
 
     def __init__(self, total: int, done: int, num_seeds: int, steps_per_iteration: int,
-                 width: int, enabled: bool, history: dict[str, np.ndarray] | None = None):
+                 width: int, enabled: bool, history: dict[str, np.ndarray] | None = None,
+                 skipped: int = 0):
         from rich.console import Console
 
         self.console = Console()
         self.total, self.num_seeds = total, num_seeds
         self.steps_per_iteration, self.width = steps_per_iteration, width
+        self.skipped = skipped
         self.history = {k: v for k, v in (history or {}).items()
                         if k in ("episode_return", "episodes", "finite")}
         self.start_done, self.start_time = done, time.perf_counter()
@@ -229,11 +258,12 @@ class Progress:
                 rp.TextColumn("[bold]training"), rp.BarColumn(),
                 rp.TextColumn("{task.completed:>,.0f}/{task.total:,.0f} env steps"),
                 rp.TextColumn("return [cyan]{task.fields[ret]}"),
+                rp.TextColumn("skipped {task.fields[skipped]}"),
                 rp.TextColumn("{task.fields[rate]}"),
                 rp.TimeElapsedColumn(), rp.TextColumn("eta"), rp.TimeRemainingColumn(),
                 console=self.console)
             self.task = self.rich.add_task("train", total=total, completed=done, ret="  -  ",
-                                           rate="")
+                                           skipped=f"{skipped:,}", rate="")
             self.rich.start()
         elif self.plain:
             self.next_report = (math.floor(10 * done / total) + 1) / 10
@@ -244,6 +274,8 @@ class Progress:
                 old = self.history.get(name)
                 new = metrics[name] if old is None else np.concatenate([old, metrics[name]], 1)
                 self.history[name] = new[:, -self.width:]
+        if "skipped_updates" in metrics:
+            self.skipped += int(np.asarray(metrics["skipped_updates"], np.int64).sum())
         self.update(iteration * self.steps_per_iteration, recent_return(self.history))
 
     def update(self, done: int, recent: float | None) -> None:
@@ -251,10 +283,12 @@ class Progress:
         rate = (done - self.start_done) * self.num_seeds / max(elapsed, 1e-9)
         ret = format_return(recent)
         if self.rich is not None:
-            self.rich.update(self.task, completed=done, ret=ret, rate=f"{rate:,.0f} steps/s")
+            self.rich.update(self.task, completed=done, ret=ret, skipped=f"{self.skipped:,}",
+                             rate=f"{rate:,.0f} steps/s")
         elif self.plain and (done / self.total >= self.next_report or done == self.total):
             print(f"  env steps {done:>11,}/{self.total:,} ({100 * done / self.total:3.0f}%)  "
-                  f"recent return {ret}  {rate:>11,.0f} steps/s", flush=True)
+                  f"recent return {ret}  skipped updates {self.skipped:<6,} "
+                  f"{rate:>11,.0f} steps/s", flush=True)
             while self.next_report <= done / self.total:
                 self.next_report += 0.1
 
@@ -265,10 +299,12 @@ class Progress:
 
 
 class Checkpoints:
-    """Saves the vmapped state to ``ckpt_dir/<iteration>`` (keeping the newest ``keep``)
-    after the first chunk that ends ``interval`` seconds after the previous save (every
-    chunk if ``interval`` <= 0) and at ``final_iteration``; calls ``after_save()`` hooks
-    (e.g. the parquet copy of the metrics) after each save.
+    """Saves the vmapped state to ``ckpt_dir/<iteration>`` after the first chunk that ends
+    ``interval`` seconds after the previous save (every chunk if ``interval`` <= 0) and at
+    ``final_iteration``; calls ``after_save()`` hooks (e.g. the parquet copy of the metrics)
+    after each save. After each save it keeps the newest ``keep`` intact checkpoints
+    (`checkpoint.prune`): ``removed`` lists what it removed, and each damaged one removed is
+    named in a line to ``warn`` (default: stderr).
 
     With several processes every process calls it: they save when any of them finds a save
     due (`sharding.process_max`), the state is gathered from all of them (`sharding.fetch`,
@@ -278,11 +314,13 @@ class Checkpoints:
     def __init__(self, ckpt_dir: pathlib.Path, keep: int, interval: float,
                  final_iteration: int, metadata: Callable[[int], dict[str, Any]],
                  saved: int | None = None, after_save: Iterable[Callable[[], None]] = (),
-                 write: bool = True):
+                 write: bool = True, warn: Callable[[str], None] | None = None):
         self.ckpt_dir, self.keep, self.interval = ckpt_dir, keep, interval
         self.final_iteration, self.metadata = final_iteration, metadata
         self.saved, self.last_save = saved, time.perf_counter()
         self.after_save, self.write = list(after_save), write
+        self.warn = warn or (lambda text: print(text, file=sys.stderr, flush=True))
+        self.removed: list[checkpoint.Removed] = []
 
     def __call__(self, iteration: int, state: Any) -> None:
         due = (self.interval <= 0 or time.perf_counter() - self.last_save >= self.interval
@@ -299,8 +337,14 @@ class Checkpoints:
             # overwrite: after a resume that fell back past a damaged checkpoint, the steps
             # above the resumed one belong to the abandoned continuation and are replaced
             # (atomically).
-            checkpoint.save(self.ckpt_dir, state, iteration, keep=self.keep,
+            checkpoint.save(self.ckpt_dir, state, iteration, keep=None,
                             metadata=self.metadata(iteration), overwrite=True)
+            removed = checkpoint.prune(self.ckpt_dir, self.keep, intact=(iteration,))
+            for step, fault in removed:
+                if fault is not None:
+                    self.warn(f"purea2c: warning: removed damaged checkpoint {step} "
+                              f"({fault}); it did not count among the {self.keep} kept")
+            self.removed += removed
             for hook in self.after_save:
                 hook()
         self.saved, self.last_save = iteration, time.perf_counter()

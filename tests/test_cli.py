@@ -118,6 +118,9 @@ BAD_INPUTS = [
     (["--huber-delta", "-1"], 2, ["huber_delta", "must be > 0"]),
     (["--target-tau", "0"], 2, ["target_tau", "must be in (0, 1]"]),
     (["--target-tau", "1.5"], 2, ["target_tau", "must be in (0, 1]"]),
+    (["--max-skipped-share", "0"], 2, ["max_skipped_share", "in (0, 1]"]),
+    (["--max-skipped-share", "1.5"], 2, ["max_skipped_share", "in (0, 1]"]),
+    (["--max-skipped-share", "nan"], 2, ["max_skipped_share", "in (0, 1]"]),
     (["--ppo-epsilon", "0"], 2, ["ppo_epsilon", "must be > 0"]),
     (["--reward-scale", "-1"], 2, ["reward_scale", "must be > 0"]),
     (["--obs-clip", "-1"], 2, ["obs_clip", "must be > 0"]),
@@ -573,3 +576,90 @@ def test_train_evaluate_and_envs_on_another_suite(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli.main(["envs", "nosuite"])
     assert "unknown suite 'nosuite'" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------
+# divergence by skipped updates, and what a run records
+# ------------------------------------------------------------------------------------------
+
+# Pendulum at a learning rate of 1e4: 2 iterations of 16 updates, chunks of one iteration.
+# The first iteration's updates are applied (finite, if huge); in the second every update
+# is skipped as non-finite.
+PENDULUM_1E4 = ["train", "--env", "Pendulum-v1", "--pi-learning-rate", "1e4",
+                "--v-learning-rate", "1e4", "--total-timesteps", "1024", "--no-progress",
+                "--eval-episodes", "0"]
+
+
+def test_a_chunk_that_skips_most_of_its_updates_stops_the_run_as_diverged(tmp_path, capsys):
+    run = tmp_path / "pendulum"
+    assert cli.main([*PENDULUM_1E4, "--out", str(run)]) == cli.EXIT_DIVERGED
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    info = json.loads((run / "run.json").read_text())
+    found = info["divergence"]
+    assert found["iteration"] == 2 and found["cause"] == "skipped"
+    assert found["quantity"] in run_loop.NONFINITE_QUANTITIES + ("parameters",)
+    assert len(err) == 1 and "Traceback" not in captured.err, captured.err
+    for words in ("diverged at iteration 2/2", "100% of its updates in iteration 2",
+                  "max_skipped_share 0.5", f"first non-finite quantity: {found['quantity']}",
+                  "skipped updates: 16 of 32", f"checkpoint {run / 'checkpoints' / '1'}"):
+        assert words in err[0], (words, err[0])
+    assert info["status"] == "diverged at iteration 2" and info["exit_status"] == 3
+    assert found["checkpoint"] == str(run / "checkpoints" / "1")
+    assert info["skipped_updates"] == {"total": 16, "updates": 32, "per_seed": [16]}
+    assert checkpoint.all_steps(run / "checkpoints") == [1]  # the last finite state
+    _, _, state = rundir.load_state(run)
+    assert not seed_evaluation.nonfinite_seeds(state.params)
+    with open(run / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["iteration"], r["skipped_updates"], r["diverged"]) for r in rows] == [
+        ("1", "0", "0"), ("2", "16", "1")]  # the diverged chunk is logged, and marked
+    # A threshold of 1 lets every chunk pass: the run finishes, and says what it skipped.
+    lenient = tmp_path / "lenient"
+    assert cli.main([*PENDULUM_1E4, "--out", str(lenient), "--max-skipped-share", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "skipped updates: 16 of 32" in out
+    info = json.loads((lenient / "run.json").read_text())
+    assert info["status"] == "finished" and "divergence" not in info
+    assert info["skipped_updates"]["total"] == 16
+
+
+def test_a_normal_run_records_where_it_came_from_and_nothing_diverged(trained):
+    info = json.loads((trained / "run.json").read_text())
+    assert info["status"] == "finished" and info["exit_status"] == 0
+    assert "divergence" not in info
+    assert info["skipped_updates"] == {"total": 0, "updates": 2 * NUM_ITERATIONS
+                                       * TINY_CONFIG.updates_per_iteration, "per_seed": [0, 0]}
+    for name in ("python", "purea2c", "jax", "jaxlib", "flax", "optax", "gymnax", "chex",
+                 "numpy", "navix"):
+        assert name in info["versions"], name
+    assert "git" in info and "xla_flags" in info
+    assert info["host"]["process_count"] == 1 and info["host"]["devices"]
+    assert info["started"] <= info["ended"] and info["duration_s"] > 0
+    (session,) = info["sessions"]
+    assert (session["from_iteration"], session["to_iteration"]) == (0, NUM_ITERATIONS)
+    assert session["exit_status"] == 0 and session["command"] == info["command"]
+    with open(trained / "metrics.csv") as f:
+        assert {row["diverged"] for row in csv.DictReader(f)} == {"0"}
+
+
+def test_evaluate_and_resume_say_what_differs_from_the_record(trained, tmp_path, capsys):
+    import shutil
+
+    run_dir = tmp_path / "moved"
+    shutil.copytree(trained, run_dir)
+    info = json.loads((run_dir / "run.json").read_text())
+    info["versions"]["jax"] = "0.0.1"
+    info["host"]["name"] = "elsewhere"
+    (run_dir / "run.json").write_text(json.dumps(info))
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(run_dir), "--episodes", "3"]) == 0
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if "differs from the run's record" in line)
+    assert f"jax 0.0.1 -> {jax.__version__}" in line and "host elsewhere -> " in line
+    assert cli.main(["train", "--resume", str(run_dir), "--eval-episodes", "0",
+                     "--no-progress"]) == 0
+    assert "differs from the run's record: jax 0.0.1" in capsys.readouterr().out
+    sessions = json.loads((run_dir / "run.json").read_text())["sessions"]
+    assert len(sessions) == 2 and sessions[1]["changes"][0].startswith("jax 0.0.1 -> ")
+    assert sessions[1]["from_iteration"] == NUM_ITERATIONS and sessions[1]["exit_status"] == 0

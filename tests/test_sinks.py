@@ -77,3 +77,62 @@ def test_checkpoints_on_an_interval(tmp_path, monkeypatch):
     rarely(3, "s")
     rarely(9, "s")  # the last iteration always saves
     assert saved[-1] == (9, {})
+
+
+def test_skipped_updates_are_totalled_over_seeds_and_iterations():
+    metrics = {"skipped_updates": np.array([[0, 16, 3], [1, 0, 0]], np.int32),
+               "finite": np.ones((2, 3), bool)}
+    counts = sinks.skipped_updates(metrics, 16)
+    assert counts == {"total": 20, "updates": 96, "per_seed": [19, 1]}
+    assert sinks.format_skipped(counts) == "skipped updates: 20 of 96"
+    assert sinks.skipped_updates({"finite": np.ones((2, 3), bool)}, 16) == \
+        {"total": 0, "updates": 96, "per_seed": [0, 0]}
+
+
+def test_plain_progress_lines_show_the_total_of_skipped_updates(capsys):
+    progress = sinks.Progress(total=300, done=100, num_seeds=2, steps_per_iteration=100,
+                              width=2, enabled=True, skipped=5)  # resumed after 5 skipped
+    progress.rich = None
+    progress.plain, progress.next_report = True, 0.1
+    progress(2, {**_tail([[1.0], [2.0]], [[1], [1]]),
+                 "skipped_updates": np.array([[3], [4]], np.int32)})
+    progress(3, _tail([[1.0], [2.0]], [[1], [1]]))  # no skipped_updates: none counted
+    progress.close()
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("skipped updates")[1].split()[0] for line in lines] == ["12", "12"]
+
+
+def test_metrics_log_continues_a_log_written_before_the_diverged_column(tmp_path):
+    (tmp_path / "metrics.csv").write_text("iteration,seed,env_steps\n1,0,16\n2,0,32\n")
+    fields = ("env_steps", "diverged")
+    dtypes = {"env_steps": np.dtype(np.int32), "diverged": np.dtype(bool)}
+    log = sinks.MetricsLog(tmp_path, fields, dtypes, num_seeds=1, keep_iterations=1)
+    log(2, {"env_steps": np.array([[32]], np.int32), "diverged": np.array([[True]])})
+    log.close()
+    assert (tmp_path / "metrics.csv").read_text().splitlines() == [
+        "iteration,seed,env_steps,diverged", "1,0,16,0", "2,0,32,1"]
+    (tmp_path / "metrics.csv").write_text("iteration,seed,other\n1,0,16\n")
+    with pytest.raises(sinks.RunError, match="has columns"):
+        sinks.MetricsLog(tmp_path, fields, dtypes, num_seeds=1, keep_iterations=1)
+
+
+def test_checkpoints_keep_intact_ones_and_name_the_damaged_ones_removed(tmp_path):
+    import os
+
+    from purea2c import checkpoint
+
+    directory = tmp_path / "checkpoints"
+    warnings = []
+    sink = sinks.Checkpoints(directory, keep=2, interval=0, final_iteration=9,
+                             metadata=lambda it: {"iteration": it}, warn=warnings.append)
+    sink(1, {"x": np.arange(3)})
+    data = next(p for p in sorted((directory / "1" / "state").rglob("*")) if p.is_file())
+    os.truncate(data, 0)  # checkpoint 1 is damaged
+    sink(2, {"x": np.arange(3) + 1})
+    assert checkpoint.all_steps(directory) == [2]
+    assert [r.step for r in sink.removed] == [1] and "damaged" in sink.removed[0].fault
+    assert len(warnings) == 1 and "removed damaged checkpoint 1" in warnings[0]
+    sink(3, {"x": np.arange(3) + 2})
+    sink(4, {"x": np.arange(3) + 3})  # an intact one beyond keep: removed without a word
+    assert checkpoint.all_steps(directory) == [3, 4] and len(warnings) == 1
+    assert [(r.step, r.fault) for r in sink.removed[1:]] == [(2, None)]
