@@ -381,7 +381,8 @@ def plot(entry: dict[str, Any], out_dir: Path) -> str:
 def _cell(stats: dict | None, name: str, threshold: float | None) -> str:
     if not stats or not stats.get("seeds"):
         return "–"
-    text = f"{stats['mean']:.1f} ± {stats['std']:.1f}"
+    digits = 2 if max(abs(stats["mean"]), stats["std"]) < 2 else 1  # returns in [0, 1]
+    text = f"{stats['mean']:.{digits}f} ± {stats['std']:.{digits}f}"
     if name == "Pendulum-v1":
         ok = stats["mean"] >= PENDULUM_TARGET[0] and stats["min"] >= PENDULUM_TARGET[1]
         text += f", min {stats['min']:.1f} ({'met' if ok else 'not met'})"
@@ -414,7 +415,8 @@ def _rejax_cells(rejax: dict | None) -> tuple[str, str]:
 
 def markdown(record: dict[str, Any]) -> str:
     lines = [
-        "Each purea2c row: `Config.preset(env)` trained on 16 seeds in one vmapped program; "
+        "Each purea2c row: `Config.preset(env)` trained on 16 seeds (Craftax: 4) in one "
+        "vmapped program; "
         "each seed's final policy evaluated over 100 episodes greedily (the mode of the "
         "policy) and by sampling (`purea2c.evaluate(..., greedy=False)`), with the same "
         "evaluation keys for both; mean ± std over seeds of the per-seed mean return, then "
@@ -450,7 +452,7 @@ def markdown(record: dict[str, Any]) -> str:
         if e is None:
             continue
         th = e.get("threshold")
-        rand = f"{e['random_mean']:.1f} ± {e['random_std']:.1f}"
+        rand = _cell(dict(mean=e["random_mean"], std=e["random_std"], seeds=1), "", None)
         if e.get("format") != 2:  # an entry of the earlier run: greedy only
             solved = "" if e.get("solved") is None else f", {e['solved']}/{e['seeds']}"
             lines.append(
