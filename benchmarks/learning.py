@@ -70,7 +70,7 @@ THRESHOLDS = {"CartPole-v1": 475.0, "Acrobot-v1": -100.0, "MountainCar-v0": -110
 # Seeds per environment where not NUM_SEEDS (Craftax steps at ~14k/s here even at random).
 SEEDS = {"craftax/Craftax-Classic-Symbolic-v1": 4}
 # Evaluation episodes where not EVAL_EPISODES (each runs to the episode limit in the scan).
-EPISODES = {"craftax/Craftax-Classic-Symbolic-v1": 16}
+EPISODES = {"craftax/Craftax-Classic-Symbolic-v1": 8}
 # Published figures (see the sources in PUBLISHED_SOURCES). Not like for like: budgets and
 # algorithms differ, and each is one run or a single number.
 PUBLISHED = {
@@ -575,7 +575,7 @@ def main(argv: list[str] | None = None) -> int:
                              "nothing")
     args = parser.parse_args(argv)
     quick = args.quick
-    out_dir = Path("/tmp/purea2c-learning-quick") if quick else common.RESULTS_DIR
+    out_dir = Path("/tmp/purea2c-learning-quick") if quick else common.results_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "learning.json"
     record = json.loads(path.read_text()) if path.exists() else {"envs": {}}
