@@ -4,10 +4,11 @@ band, and the PNG that ``purea2c train`` writes (benchmarks/learning.py draws th
 from __future__ import annotations
 
 import os
-import pathlib
 from typing import Any
 
 import numpy as np
+
+from purea2c.atomic import write_atomically
 
 
 def nanmean(x: np.ndarray, axis: int | None = None) -> Any:
@@ -87,6 +88,4 @@ def plot_learning_curve(arrays: dict[str, np.ndarray], path: str | os.PathLike, 
     ax.grid(alpha=0.3)
     ax.legend(loc="best")
     fig.tight_layout()
-    tmp = pathlib.Path(path).with_name(pathlib.Path(path).name + ".tmp.png")
-    fig.savefig(tmp)
-    os.replace(tmp, path)
+    write_atomically(path, lambda f: fig.savefig(f, format="png"))

@@ -19,8 +19,8 @@ save and gather the state, and process 0 writes it.
 from __future__ import annotations
 
 import csv
+import io
 import math
-import os
 import pathlib
 import sys
 import time
@@ -29,6 +29,7 @@ from typing import Any, Callable, Iterable, Protocol
 import numpy as np
 
 from purea2c import checkpoint, sharding
+from purea2c.atomic import write_atomically
 from purea2c.errors import RunError
 from purea2c.plots import nanmean, running_mean_return
 from purea2c.run_dir import METRICS_CSV, METRICS_PARQUET
@@ -73,12 +74,11 @@ class MetricsLog:
             if len(kept) != keep_iterations * num_seeds:
                 raise RunError(f"{self.path} holds {len(kept)} rows up to iteration "
                                f"{keep_iterations}, expected {keep_iterations * num_seeds}")
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(columns)
-            writer.writerows(kept)
-        os.replace(tmp, self.path)
+        text = io.StringIO(newline="")
+        writer = csv.writer(text)
+        writer.writerow(columns)
+        writer.writerows(kept)
+        write_atomically(self.path, text.getvalue())
         if kept:
             block = {}
             for j, name in enumerate(fields):
@@ -151,10 +151,9 @@ class MetricsLog:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        path = self.path.with_name(METRICS_PARQUET)
-        tmp = path.with_name(path.name + ".tmp")
-        pq.write_table(pa.table(self.columns()), tmp)
-        os.replace(tmp, path)
+        table = pa.table(self.columns())
+        write_atomically(self.path.with_name(METRICS_PARQUET),
+                         lambda f: pq.write_table(table, f))
 
     def close(self) -> None:
         self._file.close()
