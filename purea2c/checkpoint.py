@@ -38,12 +38,13 @@ fields of `TrainState` need no change here. Typed PRNG keys (``jax.random.key``)
 cannot store, are saved as their raw ``jax.random.key_data`` and wrapped again on restore.
 Zero-size leaves (orbax refuses them) are recorded in ``meta.json`` and rebuilt as empty
 arrays. Restoring gives bitwise the arrays that were saved.
+
+This module saves, restores and prunes; `purea2c.checkpoint_integrity` holds what
+``meta.json`` records and its checks.
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
 import logging
 import os
@@ -56,18 +57,30 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-_STATE = "state"
-_META = "meta.json"
+from purea2c.atomic import fsync_dir as _fsync_dir
+from purea2c.atomic import write_atomically as _write_atomically
+from purea2c.checkpoint_integrity import META as _META
+from purea2c.checkpoint_integrity import STATE as _STATE
+from purea2c.checkpoint_integrity import CheckpointError
+from purea2c.checkpoint_integrity import FORMAT as _FORMAT
+from purea2c.checkpoint_integrity import check_files as _check_files
+from purea2c.checkpoint_integrity import check_structure as _check_structure
+from purea2c.checkpoint_integrity import digest as _digest
+from purea2c.checkpoint_integrity import files as _files
+from purea2c.checkpoint_integrity import flatten as _flatten
+from purea2c.checkpoint_integrity import is_key as _is_key
+from purea2c.checkpoint_integrity import nest as _nest
+from purea2c.checkpoint_integrity import read_meta as _read_meta
+from purea2c.checkpoint_integrity import sha256 as _sha256
+from purea2c.checkpoint_integrity import unnest as _unnest
+
+__all__ = ["CheckpointError", "Removed", "all_steps", "check_settings", "latest_step",
+           "load_metadata", "prune", "restore", "restore_latest_intact", "save", "verify"]
+
 _ASIDE_PREFIX = ".old-"  # an overwritten step, kept until its replacement is complete
 _REMOVED_PREFIX = ".removed-"  # a step being removed by `prune`
-_FORMAT = 2
 
 _log = logging.getLogger(__name__)
-
-
-class CheckpointError(ValueError):
-    """A checkpoint on disk is damaged or incomplete; the message names its path and the
-    fault (which file or leaf, what is wrong)."""
 
 
 class Removed(NamedTuple):
@@ -94,87 +107,6 @@ def check_settings(*, keep: int | None = None,
                         None)
         if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
             raise ValueError(f"checkpoint directory {directory}: {existing} is not writable")
-
-
-def _is_key(x: Any) -> bool:
-    return jax.dtypes.issubdtype(getattr(x, "dtype", np.float32), jax.dtypes.prng_key)
-
-
-def _path_name(path: tuple) -> str:
-    """A readable, unique name for a tree path, e.g. ``params/pi/params/torso/kernel``."""
-    parts = []
-    for entry in path:
-        if isinstance(entry, jax.tree_util.GetAttrKey):
-            parts.append(entry.name)
-        elif isinstance(entry, jax.tree_util.DictKey):
-            parts.append(str(entry.key))
-        elif isinstance(entry, jax.tree_util.SequenceKey):
-            parts.append(str(entry.idx))
-        elif isinstance(entry, jax.tree_util.FlattenedIndexKey):
-            parts.append(str(entry.key))
-        else:  # pragma: no cover - future key kinds
-            parts.append(str(entry))
-    if any("/" in p or not p for p in parts):
-        raise ValueError(f"checkpoint: cannot name the tree path {parts} (a key is empty or "
-                         "contains '/')")
-    return "/".join(parts)
-
-
-def _flatten(tree: Any) -> list[tuple[str, Any]]:
-    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
-    named = [(_path_name(path), leaf) for path, leaf in leaves]
-    names = [n for n, _ in named]
-    if len(set(names)) != len(names):
-        raise ValueError("checkpoint: two leaves of the pytree have the same path name")
-    return named
-
-
-def _nest(flat: dict[str, Any]) -> dict[str, Any]:
-    """``{"a/b": x}`` -> ``{"a": {"b": x}}`` (orbax stores nested dicts by their keys)."""
-    out: dict[str, Any] = {}
-    for name, value in flat.items():
-        node = out
-        *parents, last = name.split("/")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[last] = value
-    return out
-
-
-def _unnest(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in tree.items():
-        name = f"{prefix}/{k}" if prefix else str(k)
-        if isinstance(v, dict):
-            out.update(_unnest(v, name))
-        else:
-            out[name] = v
-    return out
-
-
-def _sha256(array: np.ndarray) -> str:
-    """sha256 of an array's raw bytes in C order."""
-    return hashlib.sha256(np.ascontiguousarray(array).reshape(-1).view(np.uint8)).hexdigest()
-
-
-def _file_sha256(path: pathlib.Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _files(step_dir: pathlib.Path) -> dict[str, dict[str, Any]]:
-    """Size and sha256 of every file under ``<step>/state/``, by path relative to the step."""
-    return {str(p.relative_to(step_dir)): {"size": p.stat().st_size, "sha256": _file_sha256(p)}
-            for p in sorted((step_dir / _STATE).rglob("*")) if p.is_file()}
-
-
-def _digest(meta: dict[str, Any]) -> str:
-    body = {k: v for k, v in meta.items() if k != "digest"}
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"))
-                          .encode()).hexdigest()
 
 
 def _manager(directory: pathlib.Path, *, read_only: bool) -> Any:
@@ -413,76 +345,6 @@ def _step_dir(directory: str | os.PathLike, step: int | None) -> pathlib.Path:
     return path
 
 
-def _read_meta(path: pathlib.Path) -> dict[str, Any]:
-    try:
-        with open(path / _META, "rb") as f:
-            meta = json.loads(f.read().decode())
-    except FileNotFoundError as err:
-        raise CheckpointError(f"checkpoint {path} is incomplete: {_META} is missing (the "
-                              "save was interrupted, or the file was deleted)") from err
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"checkpoint {path} is damaged: {_META} is unreadable "
-                              f"({type(err).__name__}: {err})") from err
-    if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
-        found = meta.get("format") if isinstance(meta, dict) else None
-        raise CheckpointError(f"checkpoint {path}: {_META} has format {found!r}, expected "
-                              f"{_FORMAT} (damaged, or written by another purea2c version)")
-    missing = {"leaves", "files", "metadata", "digest"} - set(meta)
-    if missing:
-        raise CheckpointError(f"checkpoint {path} is damaged: {_META} lacks "
-                              f"{sorted(missing)}")
-    if meta["digest"] != _digest(meta):
-        raise CheckpointError(f"checkpoint {path} is damaged: {_META} does not match its "
-                              "digest (the file was altered)")
-    return meta
-
-
-def _check_files(path: pathlib.Path, meta: dict[str, Any]) -> None:
-    for name, info in meta["files"].items():
-        file = path / name
-        if not file.is_file():
-            raise CheckpointError(f"checkpoint {path} is damaged: file {name} is missing")
-        size = file.stat().st_size
-        if size != info["size"]:
-            raise CheckpointError(f"checkpoint {path} is damaged: file {name} has {size} "
-                                  f"bytes, {info['size']} were saved (truncated or altered)")
-        if _file_sha256(file) != info["sha256"]:
-            raise CheckpointError(f"checkpoint {path} is damaged: file {name} fails its "
-                                  "sha256 checksum (its bytes were altered)")
-
-
-def _check_structure(path: pathlib.Path, saved: dict[str, dict], like: Any) -> None:
-    """Raises ``ValueError`` naming the leaves where the checkpoint and ``like`` differ."""
-    expected = _flatten(like)
-    names = [name for name, _ in expected]
-    problems = []
-    missing = sorted(set(names) - set(saved))
-    unexpected = sorted(set(saved) - set(names))
-    if missing:
-        problems.append(f"missing from the checkpoint: {missing}")
-    if unexpected:
-        problems.append(f"in the checkpoint but not in `like`: {unexpected}")
-    for name, target in expected:
-        if name not in saved:
-            continue
-        info = saved[name]
-        found = jax.ShapeDtypeStruct(tuple(info["shape"]), jnp.dtype(info["dtype"]))
-        if _is_key(target):
-            if info["key_impl"] is None:
-                problems.append(f"{name}: `like` has a PRNG key, the checkpoint raw "
-                                f"{found.dtype}")
-                continue
-            found = jax.eval_shape(functools.partial(jax.random.wrap_key_data,
-                                                     impl=info["key_impl"]), found)
-        if found.shape != tuple(target.shape) or found.dtype != target.dtype:
-            problems.append(f"{name}: checkpoint {found.dtype}{list(found.shape)}, "
-                            f"expected {target.dtype}{list(target.shape)}")
-    if problems:
-        raise ValueError(f"checkpoint {path} does not match the expected state (was it saved "
-                         "with another configuration or number of seeds?):\n  "
-                         + "\n  ".join(problems))
-
-
 def _read_arrays(path: pathlib.Path, meta: dict[str, Any]) -> dict[str, np.ndarray]:
     """Every leaf of the checkpoint as a numpy array (keys as raw data), each checked
     against its saved sha256."""
@@ -535,29 +397,3 @@ def _recover(directory: pathlib.Path) -> None:
                 shutil.rmtree(p, ignore_errors=True)
         elif p.name.isdigit() and p.is_dir() and not (p / _META).exists():
             shutil.rmtree(p, ignore_errors=True)
-
-
-def _write_atomically(path: pathlib.Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
-    try:
-        with open(tmp, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: pathlib.Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
