@@ -1,5 +1,5 @@
-"""The run directory of ``purea2c train``: its file names, ``config.json`` and ``run.json``,
-and loading a run's config and checkpointed state.
+"""The run directory of ``purea2c train``: its layout and file names, ``config.json``, and
+loading a run's config and checkpointed state.
 
     runs/<env>-<timestamp>/
       config.json           every `Config` field (`config_from_json` rebuilds it)
@@ -15,23 +15,18 @@ and loading a run's config and checkpointed state.
       tensorboard/          scalars, with ``--tensorboard``
       render.gif            from ``purea2c render``
 
-Every JSON file is strict JSON: non-finite floats are written as ``null``.
+Every JSON file is strict JSON: non-finite floats are written as ``null``
+(`purea2c.json_files`). What run.json records, and the sessions that update it, are
+`purea2c.run_record`'s; this module holds the layout, config.json and loading a run.
 """
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import datetime
-import json
-import math
 import os
 import pathlib
-import platform
-import socket
-import subprocess
-import time
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -39,10 +34,22 @@ import numpy as np
 from purea2c import checkpoint, flags, sharding
 from purea2c.config import Config
 from purea2c.errors import RunError
+from purea2c.json_files import jsonable, read_json, write_json
+from purea2c.run_record import (RUN_JSON, VERSIONED, Session, check_run_info, dist_versions,
+                                environment_changes, git_state, host_info, new_run_info,
+                                provenance, set_status)
 from purea2c.training import init
 
+__all__ = [  # the run.json and JSON names are re-exported from their modules
+    "CHECKPOINTS", "CONFIG_JSON", "CURVE_PNG", "EVALUATION_JSON", "METRICS_CSV",
+    "METRICS_PARQUET", "NoCheckpoint", "RENDER_GIF", "RUN_JSON", "Restored", "Session",
+    "TENSORBOARD", "VERSIONED", "abstract_state", "check_run_info", "config_from_json",
+    "config_to_json", "default_run_dir", "dist_versions", "env_name", "environment_changes",
+    "git_state", "host_info", "is_run_dir", "jsonable", "load_run", "load_state",
+    "new_dir_problem", "new_run_info", "provenance", "read_json", "restore_state",
+    "seed_params", "set_status", "write_json"]
+
 CONFIG_JSON = "config.json"
-RUN_JSON = "run.json"
 METRICS_CSV = "metrics.csv"
 METRICS_PARQUET = "metrics.parquet"
 CURVE_PNG = "learning_curve.png"
@@ -51,63 +58,9 @@ EVALUATION_JSON = "evaluation.json"
 TENSORBOARD = "tensorboard"
 RENDER_GIF = "render.gif"
 
-# Recorded in run.json; benchmarks record these and more.
-VERSIONED = ("purea2c", "jax", "jaxlib", "flax", "optax", "chex", "numpy", "gymnax",
-             "orbax-checkpoint", "brax", "jumanji", "craftax", "navix", "xminigrid")
-
 
 class NoCheckpoint(RunError):
     """The run has no checkpoint yet."""
-
-
-# ------------------------------------------------------------------------------------------
-# JSON
-# ------------------------------------------------------------------------------------------
-
-
-def jsonable(obj: Any) -> Any:
-    """``obj`` with non-finite floats as None and numpy/JAX scalars as Python numbers, so that
-    ``json.dumps(..., allow_nan=False)`` accepts it."""
-    if isinstance(obj, dict):
-        return {k: jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, (np.generic, np.ndarray, jax.Array)) and np.ndim(obj) == 0:
-        obj = np.asarray(obj).item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
-def write_json(path: pathlib.Path, data: Any) -> None:
-    """Writes ``data`` as strict JSON (NaN and inf as null), atomically (temporary name, then
-    rename)."""
-    text = json.dumps(jsonable(data), indent=2, allow_nan=False)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(text + "\n")
-    os.replace(tmp, path)
-
-
-def read_json(path: pathlib.Path) -> Any:
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError) as e:
-        raise RunError(f"cannot read {path}: {' '.join(str(e).split())}") from e
-
-
-def dist_versions(names: Sequence[str] = VERSIONED) -> dict[str, str | None]:
-    """Installed versions of the distributions ``names`` (None when not installed)."""
-    from importlib import metadata
-
-    out: dict[str, str | None] = {}
-    for name in names:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
 
 
 # ------------------------------------------------------------------------------------------
@@ -152,194 +105,6 @@ def config_from_json(data: Any, source: str = CONFIG_JSON) -> Config:
         return Config(**values)
     except ValueError as e:
         raise RunError(f"{source}: {e}") from e
-
-
-# ------------------------------------------------------------------------------------------
-# run.json
-# ------------------------------------------------------------------------------------------
-
-# field -> smallest value (None: any int): the fields train, evaluate and render read back.
-_RUN_FIELDS = {"seeds": 1, "seed": None, "chunk_iterations": 1}
-
-
-# field -> smallest value: fields that may also be null or absent.
-_OPTIONAL_RUN_FIELDS = {"data_parallel": 1}
-
-
-def check_run_info(info: Any, source: str = RUN_JSON) -> dict[str, Any]:
-    """``info`` (a parsed run.json) if the fields purea2c reads back have valid values, else
-    `RunError` naming the field."""
-    if not isinstance(info, dict):
-        raise RunError(f"{source} must hold a JSON object, got {type(info).__name__}")
-    fields = {**_RUN_FIELDS, **{name: minimum for name, minimum in _OPTIONAL_RUN_FIELDS.items()
-                                if info.get(name) is not None}}
-    for name, minimum in fields.items():
-        value = info.get(name)
-        rule = "an int" if minimum is None else f"an int >= {minimum}"
-        if name in _OPTIONAL_RUN_FIELDS:
-            rule += " or null"
-        if isinstance(value, bool) or not isinstance(value, int) or (
-                minimum is not None and value < minimum):
-            raise RunError(f"{source}: field {name} must be {rule}, got {json.dumps(value)}")
-    return info
-
-
-def git_state(package_dir: str | os.PathLike | None = None) -> dict[str, Any] | None:
-    """``{"commit", "dirty"}`` of the git checkout the purea2c package was imported from
-    (``dirty``: ``git status --porcelain`` lists a change or an untracked file); None when
-    the package does not sit at the top of a git checkout (an installed wheel) or git is
-    not there. ``package_dir``: another package's folder, for tests."""
-    package = pathlib.Path(package_dir or pathlib.Path(__file__).parent).resolve()
-    root = package.parent
-
-    def git(*args: str) -> str | None:
-        try:
-            done = subprocess.run(["git", "-C", str(root), *args], capture_output=True,
-                                  text=True, timeout=30)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return done.stdout if done.returncode == 0 else None
-
-    top = git("rev-parse", "--show-toplevel")
-    if top is None or pathlib.Path(top.strip()).resolve() != root:
-        return None  # not a checkout, or the package lies deeper (a venv inside a checkout)
-    commit, status = git("rev-parse", "HEAD"), git("status", "--porcelain")
-    if commit is None or status is None:
-        return None
-    return {"commit": commit.strip(), "dirty": bool(status.strip())}
-
-
-def host_info() -> dict[str, Any]:
-    """The host name, the run's process count and its devices (``"1 x cpu"``, ``"8 x NVIDIA
-    H100 80GB HBM3"``: count and kind over all processes)."""
-    kinds = collections.Counter(d.device_kind for d in jax.devices())
-    return {"name": socket.gethostname(), "process_count": jax.process_count(),
-            "device_count": jax.device_count(),
-            "devices": [f"{count} x {kind}" for kind, count in sorted(kinds.items())]}
-
-
-def provenance() -> dict[str, Any]:
-    """Where a run comes from, as run.json records it: ``versions`` (Python, purea2c, the JAX
-    stack, numpy and every environment suite, None when not installed; and the JAX
-    backend), ``git`` (`git_state`), ``host`` (`host_info`) and ``xla_flags``
-    (``$XLA_FLAGS``, None when unset)."""
-    return {"versions": {"python": platform.python_version(), **dist_versions(),
-                         "backend": jax.default_backend()},
-            "git": git_state(), "host": host_info(),
-            "xla_flags": os.environ.get("XLA_FLAGS")}
-
-
-def _flat(record: dict[str, Any]) -> dict[str, Any]:
-    """The provenance of ``record`` (a run.json or `provenance`) as ``{label: value}``."""
-    out: dict[str, Any] = {}
-    for name, value in (record.get("versions") or {}).items():
-        out[name] = value
-    if "git" in record:
-        git = record["git"] or {}
-        out["git commit"], out["git dirty"] = git.get("commit"), git.get("dirty")
-    for name, value in (record.get("host") or {}).items():
-        out[name.replace("_", " ") if name != "name" else "host"] = value
-    if "xla_flags" in record:
-        out["XLA_FLAGS"] = record["xla_flags"]
-    return out
-
-
-def environment_changes(info: dict[str, Any],
-                        current: dict[str, Any] | None = None) -> list[str]:
-    """What differs between the environment recorded in run.json ``info`` and ``current``
-    (default: `provenance` now), e.g. ``["jax 0.10.2 -> 0.10.3", "host a -> b"]``; only
-    what the record holds is compared (a run.json of an older purea2c holds less)."""
-    recorded, now = _flat(info), _flat(provenance() if current is None else current)
-
-    def text(value: Any) -> str:
-        if isinstance(value, list):
-            return ", ".join(map(str, value)) or "none"
-        return "none" if value is None else str(value)
-
-    return [f"{label} {text(value)} -> {text(now.get(label))}"
-            for label, value in recorded.items() if now.get(label) != value]
-
-
-def new_run_info(config: Config, num_seeds: int, seed: int, chunk: int, preset: str | None,
-                 command: str, data_parallel: int | None = None) -> dict[str, Any]:
-    """The run.json of a new run (status "created"), with its `provenance`.
-    ``data_parallel``: the device count of one agent trained over several devices (None for
-    independent seeds)."""
-    return {
-        "seeds": num_seeds,
-        "seed": seed,
-        "data_parallel": data_parallel,
-        "chunk_iterations": min(chunk, config.num_iterations),
-        "num_iterations": config.num_iterations,
-        "env_steps_per_seed": config.num_iterations * config.steps_per_iteration,
-        "preset": preset,
-        "keys": f"jax.random.split(jax.random.key({seed}), {num_seeds})",
-        "created": datetime.datetime.now().isoformat(timespec="seconds"),
-        "command": command,
-        **provenance(),
-        "status": "created",
-    }
-
-
-def set_status(run_dir: pathlib.Path, info: dict[str, Any], status: str) -> None:
-    info["status"] = status
-    write_json(run_dir / RUN_JSON, info)
-
-
-def _now() -> str:
-    return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
-
-
-class Session:
-    """One ``purea2c train`` process on a run, recorded in run.json ``info``: on creation a
-    ``sessions`` entry (command, start and, for a resumed run, `environment_changes`
-    against the record; `reached` adds its first and last iteration), and the run's
-    ``started`` if unset (a ``divergence`` that stopped the previous session moves into
-    that session's entry); `end` adds the end time, duration and exit status to the entry
-    and to the run (``ended``, ``exit_status``, ``duration_s`` summed over its sessions)
-    and writes run.json when ``write`` (process 0)."""
-
-    def __init__(self, run_dir: pathlib.Path, info: dict[str, Any], command: str,
-                 resumed: bool, write: bool = True):
-        self.run_dir, self.info, self.write = run_dir, info, write
-        self.start = time.perf_counter()
-        self.changes = environment_changes(info) if resumed else []
-        self.entry: dict[str, Any] = {"command": command, "started": _now(),
-                                      "from_iteration": None, "to_iteration": None}
-        if resumed:
-            self.entry["changes"] = self.changes
-        info.setdefault("started", self.entry["started"])
-        if "divergence" in info and info.get("sessions"):  # an earlier session's
-            info["sessions"][-1]["divergence"] = info.pop("divergence")
-        info.setdefault("sessions", []).append(self.entry)
-        self.ended = False
-
-    def reached(self, iteration: int) -> None:
-        """The session's iteration: the first call sets where it started, each call where
-        it is (``from_iteration``, ``to_iteration``)."""
-        if self.entry["from_iteration"] is None:
-            self.entry["from_iteration"] = iteration
-        self.entry["to_iteration"] = iteration
-
-    def end(self, exit_status: int, error: str | None = None) -> None:
-        """Records the session's end; ``error``: what stopped it, for a run whose status
-        still says it is running (the status becomes ``failed: <error>``)."""
-        if self.ended:
-            return
-        self.ended = True
-        self.entry.update(ended=_now(), duration_s=round(time.perf_counter() - self.start, 3),
-                          exit_status=exit_status)
-        info = self.info
-        info.update(ended=self.entry["ended"], exit_status=exit_status,
-                    duration_s=round(sum(s.get("duration_s") or 0.0
-                                         for s in info["sessions"]), 3))
-        if error is not None and info.get("status") in ("created", "running"):
-            info["status"] = f"failed: {error}"
-        if self.write:
-            try:
-                write_json(self.run_dir / RUN_JSON, info)
-            except OSError:
-                pass  # the command's own error (if any) has been reported; nothing to add
 
 
 # ------------------------------------------------------------------------------------------
