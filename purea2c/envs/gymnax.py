@@ -59,7 +59,30 @@ def _replace_params(params: Any, name: str, kwargs: dict[str, Any]) -> Any:
     if unknown:
         raise EnvError(f"gymnax/{name} takes no keyword {unknown[0]!r}; its parameters are "
                        f"{known}")
+    for key, value in sorted(kwargs.items()):
+        _check_value(name, key, getattr(params, key), value)
     return params.replace(**kwargs)
+
+
+def _check_value(name: str, key: str, default: Any, value: Any) -> None:
+    """`EnvError` for a value of another kind than the parameter's default: a bool for a
+    bool, an int for an int (``max_steps_in_episode`` >= 1), a real number for a float
+    (array parameters are not checked here)."""
+    is_bool = isinstance(value, (bool, np.bool_))
+    if isinstance(default, (bool, np.bool_)):
+        ok, want = is_bool, "a bool"
+    elif isinstance(default, (int, np.integer)):
+        ok, want = isinstance(value, (int, np.integer)) and not is_bool, "an int"
+        if key == "max_steps_in_episode":
+            ok, want = ok and value >= 1, "an int >= 1"
+    elif isinstance(default, (float, np.floating)):
+        ok = isinstance(value, (int, float, np.integer, np.floating)) and not is_bool \
+            and not (isinstance(value, (float, np.floating)) and np.isnan(value))
+        want = "a real number"
+    else:
+        return
+    if not ok:
+        raise EnvError(f"gymnax/{name}: {key}={value!r} is not {want} (default {default!r})")
 
 
 def is_gymnax_object(env: Any) -> bool:

@@ -16,7 +16,8 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from purea2c.envs.core import ArraySpec, EnvError, EnvStep, spec_of
+from purea2c.envs.core import (ACTION_MASK, ActionSpec, ArraySpec, EnvError, EnvStep,
+                               spec_of)
 
 
 class Suite(NamedTuple):
@@ -84,20 +85,27 @@ def installed(suite: str) -> str | None:
         return None
 
 
+def _known_suite(suite: Any) -> str:
+    if not isinstance(suite, str) or suite not in SUITES:
+        raise EnvError(f"unknown suite {suite!r}; suites: {sorted(SUITES)}")
+    return suite
+
+
 def ids(suite: str) -> list[str]:
     """The environment ids ``suite`` registers (importing it)."""
-    return [f"{suite}/{name}" for name in adapter_module(suite).ids()]
+    return [f"{suite}/{name}" for name in adapter_module(_known_suite(suite)).ids()]
 
 
 def describe(suites: list[str] | None = None, with_ids: bool = False) -> str:
     """A table of the suites: installed version (or the extra that installs it), how many
-    environment ids each registers, and an example id; with ``with_ids``, every id."""
+    environment ids each registers, and an example id; with ``with_ids``, every id.
+    ``suites``: names of suites (one name alone is one suite; default: all)."""
+    if isinstance(suites, str):
+        suites = [suites]
     lines = [f"{'suite':10} {'installed':12} {'ids':>5}  example / install"]
     listed: list[str] = []
     for suite in suites or list(SUITES):
-        if suite not in SUITES:
-            raise EnvError(f"unknown suite {suite!r}; suites: {sorted(SUITES)}")
-        info, version = SUITES[suite], installed(suite)
+        info, version = SUITES[_known_suite(suite)], installed(suite)
         if version is None:
             lines.append(f"{suite:10} {'no':12} {'':>5}  pip install \"purea2c[{info.extra}]\"")
             continue
@@ -164,9 +172,29 @@ def check(env: Any) -> Any:
     return env
 
 
+# What an environment object has (`purea2c.envs.core`).
+PROTOCOL = ("observation_spec", "action_spec", "max_episode_steps", "reset", "step")
+
+
 def _check(env: Any) -> None:
     label = repr(env)
+    missing = [name for name in PROTOCOL if not hasattr(env, name)]
+    if missing:
+        has = "none of" if len(missing) == len(PROTOCOL) else "no"
+        raise EnvError(f"{label} does not follow the protocol of purea2c.envs: it has {has} "
+                       f"{', '.join(missing)}" + (f" (an env has {', '.join(PROTOCOL)})"
+                                                  if has == "no" else ""))
+    for name in ("reset", "step"):
+        if not callable(getattr(env, name)):
+            raise EnvError(f"{label}: {name} must be a method, got "
+                           f"{getattr(env, name)!r}")
+    steps = env.max_episode_steps
+    if isinstance(steps, (bool, np.bool_)) or not isinstance(steps, (int, np.integer)) \
+            or steps < 1:
+        raise EnvError(f"{label}: max_episode_steps must be an int >= 1, got {steps!r}")
     spec = env.action_spec
+    _check_action_spec(label, spec)
+    _check_observation_spec(label, env.observation_spec, spec)
     if spec.discrete:
         action = jax.ShapeDtypeStruct((), np.int32)
     else:
@@ -178,23 +206,134 @@ def _check(env: Any) -> None:
     except EnvError:
         raise
     except Exception as err:  # the env's own code failed on abstract inputs
-        raise EnvError(f"{label}: reset or step failed: {type(err).__name__}: {err}") from err
+        raise EnvError(f"{label}: reset or step failed: {type(err).__name__}: "
+                       f"{_first_line(err)}") from err
     if not isinstance(out, EnvStep):
         raise EnvError(f"{label}: step must return purea2c.envs.EnvStep, got "
                        f"{type(out).__name__}")
     _check_obs(label, "reset", obs, env.observation_spec)
     _check_obs(label, "step", out.obs, env.observation_spec)
-    if out.reward.shape != () or not np.issubdtype(out.reward.dtype, np.floating):
+    reward = out.reward
+    if not _is_array(reward) or reward.shape != () \
+            or not np.issubdtype(reward.dtype, np.floating):
         raise EnvError(f"{label}: step's reward must be a float scalar, got "
-                       f"{out.reward.dtype}{list(out.reward.shape)}")
+                       f"{_describe(reward)}")
     for flag in ("terminated", "truncated"):
         value = getattr(out, flag)
-        if value.shape != () or value.dtype != np.bool_:
+        if not _is_array(value) or value.shape != () or value.dtype != np.bool_:
             raise EnvError(f"{label}: step's {flag} must be a bool scalar, got "
-                           f"{value.dtype}{list(value.shape)}")
-    if not isinstance(env.max_episode_steps, (int, np.integer)) or env.max_episode_steps < 1:
-        raise EnvError(f"{label}: max_episode_steps must be an int >= 1, got "
-                       f"{env.max_episode_steps!r}")
+                           f"{_describe(value)}")
+    _check_state(label, state, out.state)
+
+
+def _first_line(err: Exception) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else ""
+
+
+def _is_array(value: Any) -> bool:
+    return hasattr(value, "shape") and hasattr(value, "dtype")
+
+
+def _describe(value: Any) -> str:
+    """``float32[2]`` for an array, else the value's type."""
+    if _is_array(value):
+        return f"{np.dtype(value.dtype)}{list(value.shape)}"
+    return f"{value!r} ({type(value).__name__})"
+
+
+def _check_action_spec(label: str, spec: Any) -> None:
+    """An `ActionSpec`: ``discrete`` a bool, ``num_actions`` an int >= 1; a Box has bounds
+    of shape ``(num_actions,)``, not NaN, ``low <= high``."""
+    if not isinstance(spec, ActionSpec):
+        raise EnvError(f"{label}: action_spec must be a purea2c.envs.ActionSpec (discrete, "
+                       f"num_actions, low, high), got {spec!r}")
+    if not isinstance(spec.discrete, (bool, np.bool_)):
+        raise EnvError(f"{label}: action_spec.discrete must be a bool, got {spec.discrete!r}")
+    n = spec.num_actions
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise EnvError(f"{label}: action_spec.num_actions must be an int >= 1, got {n!r}")
+    if spec.discrete:
+        return
+    for name in ("low", "high"):
+        bound = getattr(spec, name)
+        try:
+            array = None if bound is None else np.asarray(bound, np.float64)
+        except (TypeError, ValueError):
+            array = None
+        if array is None or array.shape != (n,):
+            raise EnvError(f"{label}: a Box action_spec needs {name} bounds of shape ({n},) "
+                           f"(purea2c.envs.box_spec builds them), got {bound!r}")
+        if np.isnan(array).any():
+            raise EnvError(f"{label}: action_spec.{name} has NaN: {bound!r}")
+    if (np.asarray(spec.low, np.float64) > np.asarray(spec.high, np.float64)).any():
+        raise EnvError(f"{label}: action_spec.low must be <= high, got low {spec.low!r} and "
+                       f"high {spec.high!r}")
+
+
+def _check_observation_spec(label: str, spec: Any, action_spec: ActionSpec) -> None:
+    """Every leaf an `ArraySpec` of int dimensions >= 0; its bounds (when given) broadcast
+    to its shape, not NaN, ``low <= high``; an action mask is bool ``[num_actions]``."""
+    leaves = jax.tree_util.tree_leaves_with_path(spec)
+    for path, leaf in leaves:
+        where = f"observation_spec{jax.tree_util.keystr(path)}"
+        if not isinstance(leaf, ArraySpec):
+            raise EnvError(f"{label}: {where} must be a purea2c.envs.ArraySpec (or a pytree "
+                           f"of them), got {leaf!r}")
+        shape = leaf.shape
+        if not isinstance(shape, tuple) or not all(
+                isinstance(d, (int, np.integer)) and not isinstance(d, (bool, np.bool_))
+                and d >= 0 for d in shape):
+            raise EnvError(f"{label}: {where}.shape must be a tuple of ints >= 0, got "
+                           f"{shape!r}")
+        try:
+            dtype = np.dtype(leaf.dtype)
+        except TypeError:
+            raise EnvError(f"{label}: {where}.dtype {leaf.dtype!r} is not a dtype") from None
+        if not _real_dtype(dtype):
+            raise EnvError(f"{label}: {where}.dtype must be a real number or bool dtype, got "
+                           f"{dtype}")
+        bounds = {}
+        for name in ("low", "high"):
+            bound = getattr(leaf, name)
+            if bound is None:
+                continue
+            try:
+                bounds[name] = np.broadcast_to(np.asarray(bound, np.float64), shape)
+            except (TypeError, ValueError):
+                raise EnvError(f"{label}: {where}.{name} must be numbers of shape {shape}, "
+                               f"got {bound!r}") from None
+            if np.isnan(bounds[name]).any():
+                raise EnvError(f"{label}: {where}.{name} has NaN (use -inf or inf for an "
+                               f"unbounded dimension): {bound!r}")
+        if len(bounds) == 2 and (bounds["low"] > bounds["high"]).any():
+            raise EnvError(f"{label}: {where}.low must be <= high, got low {leaf.low!r} and "
+                           f"high {leaf.high!r}")
+    if isinstance(spec, dict) and ACTION_MASK in spec:
+        mask = spec[ACTION_MASK]
+        if np.dtype(mask.dtype) != np.bool_ or tuple(mask.shape) != (action_spec.num_actions,):
+            raise EnvError(f"{label}: observation_spec['{ACTION_MASK}'] must be bool "
+                           f"[{action_spec.num_actions}] (one flag per action), got "
+                           f"{np.dtype(mask.dtype)}{list(mask.shape)}")
+
+
+def _real_dtype(dtype: np.dtype) -> bool:
+    return dtype == np.bool_ or np.issubdtype(dtype, np.integer) \
+        or np.issubdtype(dtype, np.floating)
+
+
+def _check_state(label: str, reset_state: Any, step_state: Any) -> None:
+    """step's state has the structure, shapes and dtypes of reset's (the training loop
+    carries it and swaps in reset states where episodes end)."""
+    if jax.tree.structure(reset_state) != jax.tree.structure(step_state):
+        raise EnvError(f"{label}: step's state has the structure "
+                       f"{jax.tree.structure(step_state)}; reset's has "
+                       f"{jax.tree.structure(reset_state)} (they must match)")
+    for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(reset_state),
+                            jax.tree.leaves(step_state)):
+        if tuple(a.shape) != tuple(b.shape) or np.dtype(a.dtype) != np.dtype(b.dtype):
+            raise EnvError(f"{label}: step's state{jax.tree_util.keystr(path)} is "
+                           f"{_describe(b)}; reset's is {_describe(a)} (they must match)")
 
 
 def _check_obs(label: str, where: str, obs: Any, spec: Any) -> None:
@@ -207,5 +346,6 @@ def _check_obs(label: str, where: str, obs: Any, spec: Any) -> None:
         if not isinstance(s, ArraySpec) or tuple(g.shape) != tuple(s.shape):
             raise EnvError(f"{label}: {where}'s observation has shape {g.shape}; "
                            f"observation_spec says {s}")
-        if not (np.issubdtype(g.dtype, np.number) or g.dtype == np.bool_):
-            raise EnvError(f"{label}: {where}'s observation has dtype {g.dtype}, not numeric")
+        if not _real_dtype(np.dtype(g.dtype)):
+            raise EnvError(f"{label}: {where}'s observation has dtype {g.dtype}, not a real "
+                           "number or bool")
