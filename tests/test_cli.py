@@ -14,6 +14,7 @@ import pytest
 
 import purea2c
 from purea2c import checkpoint, cli, flags, rendering, run_loop, seed_evaluation, sinks
+from purea2c import train_command
 from purea2c import run_dir as rundir
 
 from helpers import assert_trees_equal
@@ -321,7 +322,7 @@ def test_training_stops_at_the_first_non_finite_iteration(tmp_path, monkeypatch,
     """Chunks of 4, iteration 10 not finite: the run stops after the chunk 9-12 without
     saving it, keeps iteration 8's checkpoint, logs the chunk, and exits with status 3."""
     saved = []
-    monkeypatch.setattr(cli, "_start_state",
+    monkeypatch.setattr(train_command, "_start_state",
                         lambda args, run_dir, config, info, mesh_run: (0, 0))
     monkeypatch.setattr(run_loop, "ChunkProgram", _FakeChunks)
     monkeypatch.setattr(sinks.checkpoint, "save",
