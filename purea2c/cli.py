@@ -7,7 +7,7 @@ The jobs behind the handlers live in their own modules:
 
     train_command.py    ``train``: start or resume a run, wire the run loop and the sinks
     commands.py         ``evaluate``, ``render``, ``envs``; exit statuses, flag rules
-    processes.py        joining processes (jax.distributed), agreeing, the mesh
+    processes.py        joining processes (jax.distributed), a lost process, the mesh
     compile_cache.py    the persistent compilation cache
     flags.py            Config fields as flags
     run_dir.py          the run directory: config.json, loading a run's state
@@ -20,7 +20,8 @@ The jobs behind the handlers live in their own modules:
     rendering.py        an episode of a policy as a GIF
 
 Errors are one line on stderr, ``purea2c: error: ...``: exit status 2 for a bad command line
-(checked before anything is compiled), 1 for a problem with a run or its files, 3 when
+(checked before anything is compiled), 1 for a problem with a run or its files (and for a
+process of a multi-process run that lost another: `processes.lost_process_error`), 3 when
 training diverges (a non-finite iteration, or a chunk that skipped more than
 ``--max-skipped-share`` of its updates: `run_loop.divergence`), 128 + N after signal N.
 Nothing imported here imports an environment suite or starts JAX's backends: joining the
@@ -33,7 +34,7 @@ import argparse
 import sys
 from typing import Any
 
-from purea2c import flags, rendering
+from purea2c import flags, processes, rendering
 from purea2c.commands import EXIT_DIVERGED, EXIT_ERROR, EXIT_USAGE
 from purea2c.commands import envs_command as _envs_command
 from purea2c.commands import evaluate_command as _evaluate_command
@@ -257,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
                "render": _render_command, "envs": _envs_command}[args.command]
     if not args.no_compile_cache:
         enable_compile_cache()
-    error = None
+    error = lost = None
     try:
         status = handler(args, subparser)
     except (RunError, OSError) as e:
@@ -266,8 +267,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("aborted", file=sys.stderr)
         status, error = 130, "aborted"
+    except Exception as e:  # with several processes, a lost one: say which, and end
+        lost = processes.lost_process_error(e)
+        if lost is None:
+            raise
+        _print_error(lost)
+        status, error = EXIT_ERROR, " ".join(str(lost).split())
     if args.session is not None:  # a train command's record: end time and exit status
         args.session.end(status, error)
+    if lost is not None:
+        processes.end_now(status)
     return status
 
 

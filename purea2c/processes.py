@@ -1,10 +1,20 @@
-"""The processes and devices of a ``purea2c train`` run: joining the processes, agreeing,
-and the mesh the run is spread over.
+"""The processes and devices of a ``purea2c train`` run: joining the processes, noticing one
+that is lost, agreeing, and the mesh the run is spread over.
 
 Joining (`check_launch_flags`, `join`): ``--coordinator HOST:PORT --num-processes N
 --process-id I`` (or ``--distributed`` on a cluster JAX detects) call
 ``jax.distributed.initialize``, which must come before anything starts JAX's backends;
 this module imports no environment suite and starts no backend when imported.
+
+A lost process: the run's coordination service declares a process dead when it has sent no
+heartbeat for `HEARTBEAT_TIMEOUT_S` seconds (JAX's default is 100), and then ends every
+other process. Sooner than that, a process that waits for a lost one in a collective gets
+an error (the connection to it closed); `lost_process_error` then names the processes that
+stopped answering: each process announces itself every `BEACON_S` seconds in the
+coordination service's key-value store from a background thread (started by `join`), and
+those whose announcements stopped are the lost ones. `main` reports them in one line and
+`end_now` ends the process at once: the distributed runtime's shutdown at exit would wait
+for the lost process until the service declares it dead, and then abort.
 
 Agreeing: `say` prints on process 0 only, `on_every_process` ends every process when one
 fails, `AgreedStop` stops all of them when any was asked to stop.
@@ -15,6 +25,11 @@ Devices: `mesh_run` chooses the `sharding.MeshRun` that spreads a run over the d
 from __future__ import annotations
 
 import argparse
+import atexit
+import os
+import sys
+import threading
+import time
 from typing import Any, Callable
 
 import jax
@@ -22,6 +37,11 @@ import jax
 from purea2c import run_loop, sharding
 from purea2c.config import Config
 from purea2c.errors import RunError
+
+HEARTBEAT_TIMEOUT_S = 10  # a process without a heartbeat for this long is declared dead
+BEACON_S = 0.5  # how often each process announces itself
+SILENT_S = 2.5  # a process that made no announcement for this long is lost
+_BEACON_KEY = "purea2c/alive/"
 
 
 # ------------------------------------------------------------------------------------------
@@ -61,15 +81,18 @@ def check_launch_flags(args: argparse.Namespace, parser: argparse.ArgumentParser
 
 def join(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     """Joins the run's processes with ``jax.distributed.initialize`` when the command line
-    asks for several. It must come before anything starts JAX's backends (building a `Config` does, to check its
+    asks for several, and starts this process's announcements (see the module's doc). It
+    must come before anything starts JAX's backends (building a `Config` does, to check its
     environment)."""
     if args.coordinator is None and not args.distributed:
         return
+    timeouts = dict(heartbeat_timeout_seconds=HEARTBEAT_TIMEOUT_S)
     try:
         if args.distributed:
-            jax.distributed.initialize()
+            jax.distributed.initialize(**timeouts)
         else:
-            jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+            jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id,
+                                       **timeouts)
     except ValueError as e:
         if args.distributed:
             parser.error(f"--distributed: JAX detected no cluster to join ({e}); give "
@@ -81,9 +104,109 @@ def join(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise RunError(f"process could not join {where} (jax.distributed.initialize): "
                        f"{first}") from e
+    _Beacon.start()
     print(f"purea2c: process {jax.process_index()} of {jax.process_count()} joined: "
           f"{jax.local_device_count()} of the run's {jax.device_count()} devices are here",
           flush=True)
+
+
+# ------------------------------------------------------------------------------------------
+# a lost process
+# ------------------------------------------------------------------------------------------
+
+
+def _client() -> Any:
+    """The coordination service's client of this process (None when not joined)."""
+    from jax._src import distributed  # the client has no public handle
+
+    return getattr(distributed.global_state, "client", None)
+
+
+class _Beacon:
+    """This process's announcements: the count of them under ``purea2c/alive/<id>`` in the
+    coordination service's key-value store, every `BEACON_S` seconds."""
+
+    running: "_Beacon | None" = None
+
+    def __init__(self, client: Any, process: int):
+        self.client, self.key = client, f"{_BEACON_KEY}{process}"
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._announce, name="purea2c-beacon",
+                                       daemon=True)
+
+    @classmethod
+    def start(cls) -> None:
+        client = _client()
+        if client is None or cls.running is not None or jax.process_count() == 1:
+            return
+        beacon = cls.running = cls(client, jax.process_index())
+        beacon.thread.start()
+        atexit.register(beacon.stop)  # before JAX's own shutdown (atexit runs in reverse)
+
+    def _announce(self) -> None:
+        count = 0
+        while True:
+            count += 1
+            try:
+                self.client.key_value_set(self.key, str(count), allow_overwrite=True)
+            except Exception:  # the service is gone: the runtime reports that itself
+                return
+            if self.stopped.wait(BEACON_S):
+                return
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=2 * BEACON_S)
+
+
+def lost_processes(silent_s: float = SILENT_S) -> list[int] | None:
+    """The ids of the other processes of the run that made no announcement in ``silent_s``
+    seconds (this call waits that long), ``[0]`` when the coordination service (on process
+    0) cannot be reached; None when this process has not joined others."""
+    client = _client()
+    if _Beacon.running is None or client is None:
+        return None
+
+    def counts() -> dict[int, str]:
+        return {int(key.rsplit("/", 1)[-1]): value
+                for key, value in client.key_value_dir_get(_BEACON_KEY)}
+
+    me, count = jax.process_index(), jax.process_count()
+    try:
+        before = counts()
+        time.sleep(silent_s)
+        after = counts()
+    except Exception:
+        return [0] if me != 0 else None
+    return [p for p in range(count)
+            if p != me and (p not in after or after[p] == before.get(p))]
+
+
+def lost_process_error(error: BaseException) -> RunError | None:
+    """For an ``error`` of a process that joined others: a `RunError` that names the
+    processes that stopped answering, the likely cause; None when every other process is
+    still there (the error is this process's own), or this process joined none."""
+    lost = lost_processes()
+    if not lost:
+        return None
+    first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    names = ", ".join(map(str, lost))
+    return RunError(f"lost process{'es' * (len(lost) > 1)} {names} of the run's "
+                    f"{jax.process_count()}: {'they' if len(lost) > 1 else 'it'} stopped "
+                    f"answering (killed, crashed or cut off), and process "
+                    f"{jax.process_index()} cannot go on without "
+                    f"{'them' if len(lost) > 1 else 'it'} ({first[:300]})")
+
+
+def end_now(status: int) -> None:
+    """Ends this process with ``status`` at once, after flushing its output: with a lost
+    process, the distributed runtime's shutdown at exit would wait for it."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    os._exit(status)
 
 
 # ------------------------------------------------------------------------------------------
