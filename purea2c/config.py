@@ -8,21 +8,24 @@ recompiles); numeric hyperparameters are *traced* leaves, so ``jax.vmap`` over
 Every field is checked when a `Config` is built from concrete values; a bad value raises
 ``ValueError`` naming the field, the value and the rule. Traced values (inside ``jit`` or
 ``vmap``) cannot be checked and are passed through. Derived quantities are properties.
+Which rule each field obeys is ``_validate``, here; the checks themselves, with those of
+the environment and of memory, are `purea2c.config_checks`'s.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
-import os
 from typing import Any
 
 import jax
 import numpy as np
 from flax import struct
 
+from purea2c import config_checks as _checks
+from purea2c.config_checks import INT32_MAX, check_memory, machine_memory
 from purea2c.presets import PRESETS
+
+__all__ = ["Config", "INT32_MAX", "check_memory", "machine_memory"]
 
 _ACTIVATIONS = ("tanh", "relu", "gelu", "silu")
 _VALUE_LOSSES = ("mse", "huber")
@@ -195,8 +198,8 @@ class Config:
     )
 
     def __post_init__(self) -> None:
-        if not _is_placeholder(self):  # a dict or pairs -> sorted pairs (idempotent)
-            object.__setattr__(self, "env_kwargs", _kwargs_pairs(self.env_kwargs))
+        if not _checks.is_placeholder(self):  # a dict or pairs -> sorted pairs (idempotent)
+            object.__setattr__(self, "env_kwargs", _checks.kwargs_pairs(self.env_kwargs))
         _validate(self)
 
     def canonical(self) -> "Config":
@@ -210,7 +213,8 @@ class Config:
                 return value
             return np.asarray(value, np.float32)  # on the host: no conversion program
 
-        return self.replace(**{name: cast(getattr(self, name)) for name in _traced_fields()})
+        return self.replace(**{name: cast(getattr(self, name))
+                               for name in _checks.traced_fields(Config)})
 
     # --- derived quantities ---
     @property
@@ -234,8 +238,8 @@ class Config:
         target copy, the ring buffer, the tracer windows, a rollout's noise and observations,
         and the activations of one minibatch. Validation refuses a config whose estimate
         exceeds the machine's memory."""
-        obs_shape, num_actions = _env_shapes(self)
-        return num_seeds * _memory_estimate(self, obs_shape, num_actions)
+        obs_shape, num_actions = _checks.env_shapes(self)
+        return num_seeds * _checks.memory_estimate(self, obs_shape, num_actions)
 
     # --- presets ---
     @classmethod
@@ -273,268 +277,79 @@ class Config:
 # ------------------------------------------------------------------------------------------
 
 
-def _concrete(value: Any) -> np.ndarray | None:
-    """The value as a numpy array if it is a concrete number (or array of them), else None."""
-    if isinstance(value, jax.core.Tracer):
-        return None
-    if isinstance(value, (numbers.Number, np.ndarray, np.generic, jax.Array)):
-        try:
-            return np.asarray(value)
-        except Exception:  # pragma: no cover - e.g. deleted buffers
-            return None
-    return None
-
-
-def _traced_fields() -> list[str]:
-    return [f.name for f in dataclasses.fields(Config) if f.metadata.get("pytree_node", True)]
-
-
-def _is_placeholder(cfg: Config) -> bool:
-    """Whether ``cfg`` is a structure JAX builds while flattening (its traced leaves are all
-    sentinels or None, none a number or a tracer), not a user's config."""
-    return not any(isinstance(getattr(cfg, name), (numbers.Number, np.ndarray, np.generic,
-                                                   jax.Array, jax.core.Tracer))
-                   for name in _traced_fields())
-
-
-def _fail(field: str, value: Any, rule: str) -> None:
-    raise ValueError(f"Config.{field}={value!r} is invalid: {rule}")
-
-
-# The program counts env steps, iterations and updates in int32.
-INT32_MAX = 2**31 - 1
-
-
-def _check_int(cfg: Config, field: str, minimum: int, maximum: int = INT32_MAX) -> None:
-    value = getattr(cfg, field)
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        _fail(field, value, f"must be a Python int >= {minimum}")
-    if value < minimum:
-        _fail(field, value, f"must be >= {minimum}")
-    if value > maximum:
-        _fail(field, value, f"must be <= {maximum:,} (the program counts in int32)")
-
-
-def _check_float(cfg: Config, field: str, rule: str, ok) -> None:
-    value = getattr(cfg, field)
-    arr = _concrete(value)
-    if arr is None:
-        # A tracer, or a placeholder the pytree machinery builds while flattening (then no
-        # traced field holds a number: see _is_placeholder).
-        if isinstance(value, (str, bool, tuple, list, dict)) or (
-                not isinstance(value, jax.core.Tracer) and not _is_placeholder(cfg)):
-            _fail(field, value, "must be a number")
-        return
-    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
-        _fail(field, value, "must be a real number")
-    if not (np.all(np.isfinite(arr)) and np.all(ok(arr))):
-        _fail(field, value, rule)
-
-
-def _check_choice(cfg: Config, field: str, choices: tuple) -> None:
-    value = getattr(cfg, field)
-    if value not in choices:
-        _fail(field, value, f"must be one of {choices}")
-
-
 def _validate(cfg: Config) -> None:
     for field in ("num_envs", "rollout_length", "n_step", "buffer_capacity", "batch_size",
                   "num_passes", "total_timesteps"):
-        _check_int(cfg, field, 1)
+        _checks.check_int(cfg, field, 1)
     for field in ("clear_buffer", "use_target_network", "scale_obs", "normalize_obs",
                   "normalize_reward", "skip_nonfinite"):
         if not isinstance(getattr(cfg, field), bool):
-            _fail(field, getattr(cfg, field), "must be a bool")
+            _checks.fail(field, getattr(cfg, field), "must be a bool")
     hs = cfg.hidden_sizes
     if not isinstance(hs, tuple) or not all(
         isinstance(h, int) and not isinstance(h, bool) and 1 <= h <= INT32_MAX for h in hs
     ):
-        _fail("hidden_sizes", hs, f"must be a tuple of ints >= 1 and <= {INT32_MAX:,} (e.g. (64, 64))")
-    _check_choice(cfg, "activation", _ACTIVATIONS)
-    _check_choice(cfg, "torso", _TORSOS)
+        _checks.fail("hidden_sizes", hs,
+                     f"must be a tuple of ints >= 1 and <= {INT32_MAX:,} (e.g. (64, 64))")
+    _checks.check_choice(cfg, "activation", _ACTIVATIONS)
+    _checks.check_choice(cfg, "torso", _TORSOS)
     cc = cfg.cnn_channels
     if not isinstance(cc, tuple) or len(cc) == 0 or not all(
         isinstance(c, int) and not isinstance(c, bool) and 1 <= c <= INT32_MAX for c in cc
     ):
-        _fail("cnn_channels", cc, f"must be a non-empty tuple of ints >= 1 and <= {INT32_MAX:,} (e.g. (16,))")
-    _check_int(cfg, "cnn_kernel_size", 1)
+        _checks.fail("cnn_channels", cc, f"must be a non-empty tuple of ints >= 1 and <= "
+                                         f"{INT32_MAX:,} (e.g. (16,))")
+    _checks.check_int(cfg, "cnn_kernel_size", 1)
     if isinstance(cfg.max_skipped_share, bool) or not isinstance(
             cfg.max_skipped_share, (int, float)) or not 0 < cfg.max_skipped_share <= 1:
-        _fail("max_skipped_share", cfg.max_skipped_share, "must be a Python float in (0, 1]")
+        _checks.fail("max_skipped_share", cfg.max_skipped_share, "must be a Python float in (0, 1]")
     if isinstance(cfg.log_std_init, bool) or not isinstance(cfg.log_std_init, (int, float)) \
             or not np.isfinite(cfg.log_std_init):
-        _fail("log_std_init", cfg.log_std_init, "must be a finite Python float")
-    _check_choice(cfg, "shared_torso", _SHARED_TORSO)
-    _check_choice(cfg, "optimizer", _OPTIMIZERS)
-    _check_choice(cfg, "lr_schedule", _LR_SCHEDULES)
-    _check_choice(cfg, "exploration", _EXPLORATION)
-    _check_int(cfg, "sde_sample_freq", 0)
-    _check_choice(cfg, "value_loss", _VALUE_LOSSES)
-    _check_choice(cfg, "policy_objective", _POLICY_OBJECTIVES)
+        _checks.fail("log_std_init", cfg.log_std_init, "must be a finite Python float")
+    _checks.check_choice(cfg, "shared_torso", _SHARED_TORSO)
+    _checks.check_choice(cfg, "optimizer", _OPTIMIZERS)
+    _checks.check_choice(cfg, "lr_schedule", _LR_SCHEDULES)
+    _checks.check_choice(cfg, "exploration", _EXPLORATION)
+    _checks.check_int(cfg, "sde_sample_freq", 0)
+    _checks.check_choice(cfg, "value_loss", _VALUE_LOSSES)
+    _checks.check_choice(cfg, "policy_objective", _POLICY_OBJECTIVES)
     if cfg.exploration == "gsde" and len(hs) == 0:
-        _fail("exploration", cfg.exploration,
-              "'gsde' needs hidden features (hidden_sizes non-empty)")
+        _checks.fail("exploration", cfg.exploration,
+                     "'gsde' needs hidden features (hidden_sizes non-empty)")
     if cfg.shared_torso == "sync" and len(hs) == 0 and cfg.torso != "cnn":
-        _fail("shared_torso", cfg.shared_torso, "'sync' needs a torso (hidden_sizes non-empty)")
+        _checks.fail("shared_torso", cfg.shared_torso,
+                     "'sync' needs a torso (hidden_sizes non-empty)")
 
     # Relations between static fields.
     if cfg.batch_size > cfg.buffer_capacity:
-        _fail("batch_size", cfg.batch_size,
-              f"must be <= buffer_capacity ({cfg.buffer_capacity})")
+        _checks.fail("batch_size", cfg.batch_size,
+                     f"must be <= buffer_capacity ({cfg.buffer_capacity})")
     if cfg.num_envs > cfg.buffer_capacity:
-        _fail("num_envs", cfg.num_envs,
-              f"must be <= buffer_capacity ({cfg.buffer_capacity}): each env step adds "
-              "num_envs transitions to the ring buffer at once")
+        _checks.fail("num_envs", cfg.num_envs,
+                     f"must be <= buffer_capacity ({cfg.buffer_capacity}): each env step adds "
+                     "num_envs transitions to the ring buffer at once")
     if cfg.clear_buffer and cfg.buffer_capacity < cfg.steps_per_iteration:
-        _fail("buffer_capacity", cfg.buffer_capacity,
-              "must be >= num_envs * rollout_length "
-              f"({cfg.steps_per_iteration}) when clear_buffer=True, or transitions of an "
-              "iteration would be overwritten before they are learned from")
+        _checks.fail("buffer_capacity", cfg.buffer_capacity,
+                     "must be >= num_envs * rollout_length "
+                     f"({cfg.steps_per_iteration}) when clear_buffer=True, or transitions of an "
+                     "iteration would be overwritten before they are learned from")
     if cfg.total_timesteps < cfg.steps_per_iteration:
-        _fail("total_timesteps", cfg.total_timesteps,
-              f"must be >= num_envs * rollout_length ({cfg.steps_per_iteration}), one iteration")
+        _checks.fail("total_timesteps", cfg.total_timesteps,
+                     f"must be >= num_envs * rollout_length ({cfg.steps_per_iteration}), one "
+                     "iteration")
     if cfg.num_passes * cfg.steps_per_iteration < cfg.batch_size:
-        _fail("num_passes", cfg.num_passes,
-              "num_passes * num_envs * rollout_length must be >= batch_size, "
-              "or an iteration makes no update")
+        _checks.fail("num_passes", cfg.num_passes,
+                     "num_passes * num_envs * rollout_length must be >= batch_size, "
+                     "or an iteration makes no update")
 
     # Traced hyperparameters (checked when concrete).
-    _check_float(cfg, "gamma", "must be in [0, 1]", lambda x: (x >= 0) & (x <= 1))
+    _checks.check_float(cfg, "gamma", "must be in [0, 1]", lambda x: (x >= 0) & (x <= 1))
     for field in ("pi_learning_rate", "v_learning_rate", "max_grad_norm", "huber_delta",
                   "ppo_epsilon", "reward_scale", "obs_clip", "reward_clip"):
-        _check_float(cfg, field, "must be > 0", lambda x: x > 0)
-    _check_float(cfg, "entropy_coef", "must be >= 0", lambda x: x >= 0)
-    _check_float(cfg, "target_tau", "must be in (0, 1]", lambda x: (x > 0) & (x <= 1))
-    _check_float(cfg, "sync_weight", "must be in [0, 1]", lambda x: (x >= 0) & (x <= 1))
+        _checks.check_float(cfg, field, "must be > 0", lambda x: x > 0)
+    _checks.check_float(cfg, "entropy_coef", "must be >= 0", lambda x: x >= 0)
+    _checks.check_float(cfg, "target_tau", "must be in (0, 1]", lambda x: (x > 0) & (x <= 1))
+    _checks.check_float(cfg, "sync_weight", "must be in [0, 1]", lambda x: (x >= 0) & (x <= 1))
 
-    _check_env(cfg)
-    _check_memory(cfg)
-
-
-def _kwargs_pairs(kwargs: Any) -> tuple[tuple[str, Any], ...]:
-    """``env_kwargs`` as sorted ``(name, value)`` pairs (hashable, so the config stays a
-    static pytree), from a dict or a list of pairs (as config.json holds them)."""
-    try:
-        pairs = dict(kwargs).items()
-    except (TypeError, ValueError):
-        _fail("env_kwargs", kwargs, "must be a dict of keyword arguments (or (name, value) "
-                                    "pairs)")
-    out = []
-    for name, value in sorted(pairs, key=lambda p: str(p[0])):
-        if not isinstance(name, str) or not name.isidentifier():
-            _fail("env_kwargs", kwargs, f"keyword {name!r} is not a Python identifier")
-        if isinstance(value, list):
-            value = tuple(value)
-        try:
-            hash(value)
-        except TypeError:
-            _fail("env_kwargs", kwargs, f"the value of {name!r} must be hashable "
-                                        "(a number, string, bool, None or tuple)")
-        out.append((name, value))
-    return tuple(out)
-
-
-def _env_shapes(cfg: Config) -> tuple[tuple[int, ...], int]:
-    """``(observation shape, number of actions or action dimension)`` of a config's env
-    (a pytree observation counts as one vector of all its elements)."""
-    env = _make_env(cfg)
-    leaves = jax.tree.leaves(env.observation_spec)
-    shape = tuple(leaves[0].shape) if len(leaves) == 1 else (sum(x.size for x in leaves),)
-    return shape, env.action_spec.num_actions
-
-
-def _make_env(cfg: Config) -> Any:
-    from purea2c import envs
-
-    try:
-        return envs.make(cfg.env, **dict(cfg.env_kwargs))
-    except envs.EnvError as err:
-        _fail("env", cfg.env, str(err))
-
-
-def _memory_estimate(cfg: Config, obs_shape: tuple[int, ...], num_actions: int) -> int:
-    obs = math.prod(obs_shape)
-    features = obs
-    params = 0
-    activations = 0  # floats of one sample's forward pass through one network
-    if (cfg.torso == "cnn") or (cfg.torso == "auto" and len(obs_shape) == 3):
-        channels = obs_shape[2] if len(obs_shape) == 3 else 1
-        pixels = obs // channels
-        for out in cfg.cnn_channels:
-            params += cfg.cnn_kernel_size ** 2 * channels * out + out
-            activations += pixels * (cfg.cnn_kernel_size ** 2 * channels + out)
-            channels = out
-        features = pixels * channels
-    for width in cfg.hidden_sizes:
-        params += features * width + width
-        activations += width
-        features = width
-    params += features * (num_actions + 1) + num_actions + 1  # both heads
-    params *= 2  # pi and v
-    floats = (
-        5 * params  # parameters, gradients, two optimizer moments, target copy
-        + cfg.buffer_capacity * (2 * obs + num_actions + 3)
-        + cfg.num_envs * (cfg.n_step + 2) * (obs + num_actions + 4)
-        + cfg.rollout_length * cfg.num_envs * (2 * obs + num_actions)
-        + 2 * 3 * cfg.batch_size * (activations + obs)  # forward and backward, pi and v
-    )
-    return 4 * floats
-
-
-def machine_memory() -> int | None:
-    """Physical memory of this machine in bytes (None where the OS does not say)."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
-        return None
-
-
-def _check_memory(cfg: Config, num_seeds: int = 1) -> None:
-    total = machine_memory()
-    if total is None:
-        return
-    estimate = cfg.memory_estimate(num_seeds)
-    if estimate > total:
-        _fail("hidden_sizes" if _params_dominate(cfg) else "buffer_capacity",
-              cfg.hidden_sizes if _params_dominate(cfg) else cfg.buffer_capacity,
-              f"the training program would need at least {estimate / 2**30:,.1f} GiB "
-              f"({num_seeds} seed{'s' * (num_seeds > 1)}); this machine has "
-              f"{total / 2**30:,.1f} GiB")
-
-
-def _params_dominate(cfg: Config) -> bool:
-    widths = (*cfg.hidden_sizes, *cfg.cnn_channels)
-    return max(widths, default=0) ** 2 > cfg.buffer_capacity
-
-
-def check_memory(cfg: Config, num_seeds: int) -> None:
-    """Raises ``ValueError`` when ``num_seeds`` vmapped seeds of ``cfg`` cannot fit in this
-    machine's memory (see `Config.memory_estimate`)."""
-    _check_memory(cfg, num_seeds)
-
-
-def _check_env(cfg: Config) -> None:
-    """The env can be made and its spaces suit the static fields (see `purea2c.envs`)."""
-    from purea2c import envs
-
-    env = _make_env(cfg)
-    label = cfg.env if isinstance(cfg.env, str) else repr(cfg.env)
-    spec = env.action_spec
-    if cfg.exploration == "gsde" and spec.discrete:
-        _fail("exploration", cfg.exploration,
-              f"'gsde' needs Box actions; {label} has discrete ones")
-    obs_spec, mask = envs.split_mask(env.observation_spec)
-    if mask is not None and not spec.discrete:
-        _fail("env", label, "an action mask needs discrete actions")
-    leaves = jax.tree.leaves(obs_spec)
-    if not leaves:
-        _fail("env", label, "its observation has no arrays")
-    array_obs = isinstance(obs_spec, envs.ArraySpec)
-    for field in ("normalize_obs", "scale_obs"):
-        if getattr(cfg, field) and not array_obs:
-            _fail(field, True, f"needs an array observation; {label}'s is a pytree "
-                               f"({sorted(obs_spec) if isinstance(obs_spec, dict) else obs_spec})")
-    if cfg.torso == "cnn" and not any(len(x.shape) in (2, 3) for x in leaves):
-        _fail("torso", cfg.torso, f"'cnn' needs observations of shape (H, W) or (H, W, C); "
-                                  f"{label} has "
-                                  f"{', '.join(str(tuple(x.shape)) for x in leaves)}")
+    _checks.check_env(cfg)
+    _checks.check_memory(cfg, 1)
