@@ -63,6 +63,13 @@ class Config:
         "e.g. {'episode_length': 1000} for Brax or {'max_steps_in_episode': 200} for gymnax.",
     )
     num_envs: int = _static(16, "Environments stepped in parallel (vmap) per agent.")
+    resets_per_step: int = _static(
+        0,
+        "Fresh episodes drawn per env step for the envs that end one there (0: one per env, "
+        "exact). Fewer pays off where a reset costs many steps (Craftax): the k-th env to "
+        "end at a step takes the k-th, and more than this many ending at once share starts "
+        "(see purea2c.envs.vector).",
+    )
     rollout_length: int = _static(
         16, "Env steps per environment per iteration, before the learning phase."
     )
@@ -281,6 +288,7 @@ def _validate(cfg: Config) -> None:
     for field in ("num_envs", "rollout_length", "n_step", "buffer_capacity", "batch_size",
                   "num_passes", "total_timesteps"):
         _checks.check_int(cfg, field, 1)
+    _checks.check_int(cfg, "resets_per_step", 0)
     for field in ("clear_buffer", "use_target_network", "scale_obs", "normalize_obs",
                   "normalize_reward", "skip_nonfinite"):
         if not isinstance(getattr(cfg, field), bool):

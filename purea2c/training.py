@@ -302,7 +302,8 @@ def _iteration(s: Agent, config: Config, state: TrainState,
     key, key_act, key_env, key_learn = jax.random.split(state.key, 4)
     key_act, key_env, key_learn = (fold_device(s, k) for k in (key_act, key_env, key_learn))
     noise = (_action_noise(s, config, key_act),
-             envs.draw_step_noise(key_env, s.env, config.num_envs, config.rollout_length))
+             envs.draw_step_noise(key_env, s.env, config.num_envs, config.rollout_length,
+                                  config.resets_per_step or None))
     zero_f = jnp.zeros((), jnp.float32)
     rollout = _RolloutCarry(state.env, state.tracer, state.buffer,
                             jnp.zeros((), jnp.int32), zero_f, zero_f, state.reward_norm)

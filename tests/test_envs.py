@@ -178,6 +178,53 @@ def test_draw_step_noise_shapes_and_independence():
     assert np.all(np.abs(flat) <= 0.05)  # CartPole's reset range
 
 
+class _Ender:
+    """Ends (terminated) every step where the action is 1; a reset draws its observation
+    from the key, so each fresh episode is recognisable."""
+
+    observation_spec = envs.ArraySpec((1,), np.float32)
+    action_spec = envs.ActionSpec(True, 2, None, None)
+    max_episode_steps = 100
+
+    def reset(self, key):
+        return jax.random.uniform(key, (1,)), jnp.zeros((), jnp.int32)
+
+    def step(self, key, state, action):
+        return envs.EnvStep(jnp.full((1,), -1.0), state + 1, jnp.ones(()), action == 1,
+                            jnp.zeros((), bool))
+
+
+@pytest.mark.parametrize("pool", [1, 2, 3])
+def test_a_shared_pool_of_resets_goes_to_the_ending_envs_in_order(pool):
+    env, n = _Ender(), 6
+    noise = envs.draw_step_noise(jax.random.key(3), env, n, num_steps=2, resets_per_step=pool)
+    full = envs.draw_step_noise(jax.random.key(3), env, n, num_steps=2)
+    assert noise.reset_obs.shape == (2, pool, 1)
+    # the same transition keys, and the pool is the first `pool` of the exact draw's resets
+    np.testing.assert_array_equal(jax.random.key_data(noise.key), jax.random.key_data(full.key))
+    np.testing.assert_array_equal(noise.reset_obs, full.reset_obs[:, :pool])
+    state = envs.reset(jax.random.key(0), env, n)
+    action = jnp.array([0, 1, 1, 0, 1, 1])
+    one = jax.tree.map(lambda x: x[0], noise)
+    state, res = jax.jit(lambda s: envs.step_with(one, env, s, action))(state)
+    ended = np.flatnonzero(np.asarray(action))
+    fresh = np.asarray(noise.reset_obs[0, :, 0])
+    expected = np.full(n, -1.0, np.float32)
+    expected[ended] = fresh[np.arange(len(ended)) % pool]  # k-th ending env: fresh episode k
+    np.testing.assert_array_equal(np.asarray(res.next_obs)[:, 0], expected)
+    np.testing.assert_array_equal(np.asarray(state.env_state), np.where(action == 1, 0, 1))
+    np.testing.assert_array_equal(res.final_obs, -1.0)
+
+
+def test_a_pool_as_large_as_the_envs_is_the_exact_draw():
+    env = envs.make("CartPole-v1")
+    a = envs.draw_step_noise(jax.random.key(5), env, 4, 3, resets_per_step=4)
+    b = envs.draw_step_noise(jax.random.key(5), env, 4, 3)
+    jax.tree.map(np.testing.assert_array_equal, a.reset_obs, b.reset_obs)
+    with pytest.raises(ValueError, match="resets_per_step must be >= 1"):
+        envs.draw_step_noise(jax.random.key(5), env, 4, 3, resets_per_step=0)
+
+
 def test_env_with_its_own_step_is_called_as_it_is():
     """A gymnax wrapper that overrides step cannot be split into step_env + reset: its step
     runs (the final observation read from its info), and purea2c's auto-reset replaces the

@@ -16,6 +16,14 @@ one per step. Each step key splits into (transition key, reset key), as gymnax's
 ``step`` splits it, so on gymnax the transitions, resets and flags are exactly gymnax's
 (``tests/test_envs.py``).
 
+A reset can cost far more than a step (Craftax generates a world: about 15 steps' worth), and
+drawing one fresh episode per (step, env) then dominates the run. ``resets_per_step`` R below
+``num_envs`` draws only R fresh episodes per step: the envs that end an episode at a step take
+them in env order (the k-th ending env the k-th fresh episode, modulo R), so every env gets a
+fresh episode of its own unless more than R envs end at the same step, when the extra ones
+start from the same state as another (their later transitions differ: their keys do). The
+default (R = ``num_envs``) is exact, and on gymnax bitwise gymnax's.
+
 Observations are pytrees; every leaf is carried as float32 (a bool action mask stays bool).
 """
 
@@ -64,6 +72,7 @@ class StepNoise(NamedTuple):
 
     key: jax.Array  # keys of the envs' own transitions
     reset_obs: Any  # observation of the fresh episode an env resets to if this step ends one
+    #                 (leading axis num_envs, or R with ``resets_per_step`` R: a shared pool)
     reset_state: Any  # its state
 
 
@@ -78,23 +87,33 @@ def reset(key: jax.Array, env: Any, num_envs: int) -> VecEnvState:
     return VecEnvState(env_state, as_float(obs), stats)
 
 
-def step_noise_from_keys(keys: jax.Array, env: Any) -> StepNoise:
-    """The noise of steps with keys ``keys`` (any batch shape): each key splits into
-    (transition key, reset key), as gymnax's ``step`` splits it."""
+def step_noise_from_keys(keys: jax.Array, env: Any,
+                         resets_per_step: int | None = None) -> StepNoise:
+    """The noise of steps with keys ``keys`` (any batch shape ``[..., num_envs]``): each key
+    splits into (transition key, reset key), as gymnax's ``step`` splits it. With
+    ``resets_per_step`` R below ``num_envs``, only the first R reset keys of each step are
+    used: the fresh episodes are ``[..., R]``."""
     if not jnp.issubdtype(keys.dtype, jax.dtypes.prng_key):  # raw uint32 keys [..., 2]
         keys = jax.random.wrap_key_data(keys)
-    pairs = jax.vmap(jax.random.split)(keys.reshape(-1))  # [K, 2]
-    obs, state = jax.vmap(env.reset)(pairs[:, 1])
-    unflat = functools.partial(jax.tree.map, lambda x: x.reshape(*keys.shape, *x.shape[1:]))
-    return StepNoise(pairs[:, 0].reshape(keys.shape), unflat(obs), unflat(state))
+    pairs = jax.vmap(jax.random.split)(keys.reshape(-1)).reshape(*keys.shape, 2)
+    reset_keys = pairs[..., 1]
+    if resets_per_step is not None and keys.ndim and resets_per_step < keys.shape[-1]:
+        if resets_per_step < 1:
+            raise ValueError(f"resets_per_step must be >= 1, got {resets_per_step}")
+        reset_keys = reset_keys[..., :resets_per_step]
+    obs, state = jax.vmap(env.reset)(reset_keys.reshape(-1))
+    unflat = functools.partial(jax.tree.map,
+                               lambda x: x.reshape(*reset_keys.shape, *x.shape[1:]))
+    return StepNoise(pairs[..., 0], unflat(obs), unflat(state))
 
 
-def draw_step_noise(key: jax.Array, env: Any, num_envs: int,
-                    num_steps: int | None = None) -> StepNoise:
+def draw_step_noise(key: jax.Array, env: Any, num_envs: int, num_steps: int | None = None,
+                    resets_per_step: int | None = None) -> StepNoise:
     """Independent noise for ``num_envs`` envs (and ``num_steps`` steps, a leading axis),
-    drawn in one call."""
+    drawn in one call; ``resets_per_step`` (default ``num_envs``): fresh episodes per step,
+    see the module's docstring."""
     shape = (num_envs,) if num_steps is None else (num_steps, num_envs)
-    return step_noise_from_keys(jax.random.split(key, shape), env)
+    return step_noise_from_keys(jax.random.split(key, shape), env, resets_per_step)
 
 
 def _select(done: jax.Array, on_done: Any, otherwise: Any) -> Any:
@@ -122,8 +141,13 @@ def step_with(noise: StepNoise, env: Any, state: VecEnvState,
     truncated = jnp.logical_and(out.truncated.astype(bool), jnp.logical_not(terminated))
     done = jnp.logical_or(terminated, truncated)
     final_obs = as_float(out.obs)
-    env_state = _select(done, noise.reset_state, out.state)
-    next_obs = _select(done, as_float(noise.reset_obs), final_obs)
+    reset_state, reset_obs = noise.reset_state, as_float(noise.reset_obs)
+    pool = jax.tree.leaves(reset_obs)[0].shape[0]
+    if pool != done.shape[0]:  # a shared pool: the k-th env that ends takes fresh episode k
+        slot = jnp.mod(jnp.cumsum(done.astype(jnp.int32)) - 1, pool)
+        reset_state, reset_obs = jax.tree.map(lambda x: x[slot], (reset_state, reset_obs))
+    env_state = _select(done, reset_state, out.state)
+    next_obs = _select(done, reset_obs, final_obs)
 
     ep_return = state.stats.episode_return + reward
     ep_length = state.stats.episode_length + 1
