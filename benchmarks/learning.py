@@ -56,7 +56,8 @@ GYMNAX_ENVS = ["CartPole-v1", "Acrobot-v1", "MountainCar-v0", "Pendulum-v1",
 SUITE_ENVS = ["navix/Navix-Empty-5x5-v0", "navix/Navix-Empty-6x6-v0",
               "navix/Navix-DoorKey-8x8-v0", "xminigrid/MiniGrid-Empty-5x5",
               "xminigrid/MiniGrid-Empty-6x6", "xminigrid/MiniGrid-DoorKey-8x8",
-              "brax/inverted_pendulum", "jumanji/Snake-v1", "jumanji/Game2048-v1",
+              "brax/inverted_pendulum", "brax/hopper", "jumanji/Snake-v1",
+              "jumanji/Game2048-v1",
               "craftax/Craftax-Classic-Symbolic-v1"]
 ENVS = GYMNAX_ENVS + SUITE_ENVS
 # Gymnasium's reward_threshold ("solved"); bsuite Catch: every episode caught (+1). Navix:
@@ -91,6 +92,7 @@ PUBLISHED = {
     "xminigrid/MiniGrid-Empty-6x6": "\"should be 0.8+\" at 100k (PPO debug config) [X]",
     "xminigrid/MiniGrid-DoorKey-8x8": "none published [X]",
     "brax/inverted_pendulum": "no published curve; 1000 is the cap",
+    "brax/hopper": "about 1,000 at 5M (PureJaxRL's PPO, one seed) [P]",
     "jumanji/Snake-v1": "Jumanji's A2C: curves only as figures, 256M steps [J]",
     "jumanji/Game2048-v1": "Jumanji's A2C: curves only as figures, 96M steps [J]",
     "craftax/Craftax-Classic-Symbolic-v1": "16.9 of 22 (PPO, 100M, 8 seeds) [C]",
@@ -112,6 +114,8 @@ PUBLISHED_SOURCES = [
     "1 - 0.9 t/T at the goal.",
     "[J] Jumanji paper (arXiv 2306.09884): its A2C trainer's curves, as figures only; its "
     "default configs train Snake for 256M and Game2048 for 96M env steps, one seed.",
+    "[P] PureJaxRL (luchris429/purejaxrl), its Brax PPO on hopper: about 1,000 episode return "
+    "at 5M steps, one seed, read from its figure.",
     "[C] Craftax paper: PPO 16.9 of a 22 maximum at 100M steps on Craftax-Classic-Symbolic "
     "(8 seeds).",
     "Thresholds: Gymnasium's `reward_threshold` (gymnasium/envs/__init__.py); Navix 0.95 "
@@ -130,8 +134,16 @@ SB3_ENVS = ["CartPole-v1", "Acrobot-v1", "MountainCar-v0", "Pendulum-v1",
 SB3_BUDGET = {"CartPole-v1": 500_000, "Acrobot-v1": 500_000, "MountainCar-v0": 1_000_000,
               "Pendulum-v1": 1_000_000, "MountainCarContinuous-v0": 100_000}
 SB3_WORKER = Path(__file__).resolve().parent / "peers" / "sb3_learning_worker.py"
-REJAX_ENVS = ["Breakout-MinAtar", "Asterix-MinAtar", "SpaceInvaders-MinAtar", "Freeway-MinAtar"]
+REJAX_ENVS = ["Breakout-MinAtar", "Asterix-MinAtar", "SpaceInvaders-MinAtar", "Freeway-MinAtar",
+              "craftax/Craftax-Classic-Symbolic-v1", "brax/hopper"]
 REJAX_WORKER = Path(__file__).resolve().parent / "peers" / "rejax_learning_worker.py"
+# rejax's seeds where fewer than purea2c's: through rejax's compat layer Craftax auto-resets
+# the gymnax way, generating a fresh world at every step of every env (about 600 env steps/s
+# here, against purea2c's 4k with its reset pool), so one seed at 1M already takes ~30 min.
+REJAX_SEEDS = {"craftax/Craftax-Classic-Symbolic-v1": 1}
+# Jumanji's own A2C trainer (jumanji[train]) beside purea2c: its config name per task.
+JUMANJI_ENVS = {"jumanji/Snake-v1": "snake", "jumanji/Game2048-v1": "game_2048"}
+JUMANJI_WORKER = Path(__file__).resolve().parent / "peers" / "jumanji_a2c_worker.py"
 
 
 def random_returns(key: jax.Array, env_name: str, num_episodes: int) -> np.ndarray:
@@ -327,6 +339,44 @@ def rejax_curve(rejax: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return steps, mean, half
 
 
+def jumanji_run(python: Path, name: str, seeds: int, budget: int, eval_episodes: int,
+                log_dir: Path, timeout: float) -> dict[str, Any]:
+    """Jumanji's A2C trainer on ``name`` for ``budget`` env steps (rounded up to whole
+    learner steps), one process per seed, one after another; the entry stored under the env's
+    ``"jumanji_a2c"`` key."""
+    from benchmarks import peers
+
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)  # the peer's venv must not see purea2c's environment
+    runs, errors = [], []
+    for seed in range(seeds):
+        params = {"env": JUMANJI_ENVS[name], "seed": seed, "total_timesteps": budget,
+                  "eval_episodes": eval_episodes, "curve_points": 16, "curve_episodes": 64}
+        out = peers.run_worker(python, JUMANJI_WORKER, params, timeout,
+                               log_dir / f"jumanji_{JUMANJI_ENVS[name]}_seed{seed}.log", env)
+        if "error" in out:
+            errors.append(out["error"])
+        else:
+            runs.append(out)
+            print(f"{name} Jumanji A2C seed {seed}: greedy {out['greedy']:.1f}, sampled "
+                  f"{out['sampled']:.1f} ({out['env_steps']} steps, train {out['train_s']:.0f}"
+                  f" s)", flush=True)
+    if not runs:
+        return dict(seeds=0, errors=errors)
+    first = runs[0]
+    return dict(
+        seeds=len(runs), errors=errors, env_steps=first["env_steps"], budget=budget,
+        learner_steps=first["learner_steps"], eval_episodes=eval_episodes,
+        compile_s=float(np.mean([r["compile_s"] for r in runs])),
+        run_s=float(np.sum([r["train_s"] for r in runs])),
+        eval_s=float(np.sum([r["eval_s"] for r in runs])),
+        hyperparameters=first["hyperparameters"], versions=first["versions"],
+        greedy=seed_stats(np.array([r["greedy"] for r in runs]), None),
+        sampled=seed_stats(np.array([r["sampled"] for r in runs]), None),
+        curve_steps=first["curve_steps"], curve_returns=[r["curve_returns"] for r in runs],
+        curve_episodes=first["curve_episodes"])
+
+
 # ------------------------------------------------------------------------------------------
 # Plots and the table
 # ------------------------------------------------------------------------------------------
@@ -363,6 +413,17 @@ def plot(entry: dict[str, Any], out_dir: Path) -> str:
         if rejax["seeds"] > 1:
             ax.fill_between(steps_r, mean - half, mean + half, color="tab:purple", alpha=0.2,
                             lw=0, label="rejax 95% band over seeds")
+    jumanji = entry.get("jumanji_a2c") or {}
+    if jumanji.get("seeds"):
+        returns = np.asarray(jumanji["curve_returns"], np.float64)
+        mean, half = plots.mean_and_band(returns)
+        ax.plot(jumanji["curve_steps"], mean, lw=1.5, color="tab:orange", marker=".",
+                label=f"Jumanji A2C (its trainer), mean of {jumanji['seeds']} seeds "
+                      f"({jumanji['curve_episodes']} sampled evaluation episodes a point)")
+        if jumanji["seeds"] > 1:
+            ax.fill_between(jumanji["curve_steps"], mean - half, mean + half,
+                            color="tab:orange", alpha=0.2, lw=0,
+                            label="Jumanji A2C 95% band over seeds")
     ax.axhline(entry["random_mean"], color="grey", ls="--", label="uniform random policy")
     if entry["threshold"] is not None:
         ax.axhline(entry["threshold"], color="green", ls=":", label="solve threshold")
@@ -406,10 +467,10 @@ def _sb3_cells(sb3: dict | None, name: str, threshold: float | None) -> tuple[st
     return g, _cell(sb3["sampled"], name, threshold)
 
 
-def _rejax_cells(rejax: dict | None) -> tuple[str, str]:
+def _rejax_cells(rejax: dict | None, label: str = "") -> tuple[str, str]:
     if not rejax or not rejax.get("seeds"):
         return "–", "–"
-    return (_cell(rejax["greedy"], "", None) + f" ({rejax['seeds']} seeds)",
+    return (label + _cell(rejax["greedy"], "", None) + f" ({rejax['seeds']} seeds)",
             _cell(rejax["sampled"], "", None))
 
 
@@ -443,9 +504,20 @@ def markdown(record: dict[str, Any]) -> str:
         "Breakout, Asterix and Freeway play as in purea2c's gymnax 1.0; in SpaceInvaders an "
         "episode there starts with 28 aliens instead of 24 and an enemy bullet is checked "
         "against the player's position before the move.", "",
+        "rejax on the other suites: the same PPO through rejax's compat layer "
+        "(`rejax.compat.create`: Brax's own episode and auto-reset wrappers, Craftax's own "
+        "auto-reset), with rejax's tuned `configs/brax/hopper.yaml` settings for Brax "
+        "(32 envs × 32 steps, 9 epochs × 2 minibatches, observation normalisation) and for "
+        "Craftax the Craftax baselines' PPO settings with 64 envs × 64 steps and (256, 256) "
+        "tanh layers (the worker's docstring has them); greedy is the Gaussian's mean for "
+        "Brax.", "",
+        "Jumanji rows: the peer column is Jumanji's own A2C trainer (`jumanji.training`, "
+        "`env=<task> agent=a2c`, its configs unchanged), one process per seed, trained for "
+        "purea2c's budget (rounded up to whole learner steps) and evaluated by its own "
+        "greedy and stochastic evaluators over the same number of episodes.", "",
         "| env | budget | purea2c greedy (mean ± std, solved) | purea2c sampled "
-        "| SB3 greedy (seeds, solved) | SB3 sampled | rejax PPO greedy (seeds) "
-        "| rejax PPO sampled | random | published | target |",
+        "| SB3 greedy (seeds, solved) | SB3 sampled | peer greedy: rejax PPO or Jumanji A2C "
+        "(seeds) | peer sampled | random | published | target |",
         "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name in ENVS:
         e = record["envs"].get(name)
@@ -465,6 +537,8 @@ def markdown(record: dict[str, Any]) -> str:
         sb3 = e.get("sb3")
         g, s = _sb3_cells(sb3 if not ext else None, name, th)
         rg, rs = _rejax_cells(e.get("rejax"))
+        if e.get("jumanji_a2c"):
+            rg, rs = _rejax_cells(e["jumanji_a2c"], "Jumanji A2C: ")
         lines.append(
             f"| {name} | {e['env_steps']:,} | {_cell(e['greedy'], name, th)} "
             f"| {_cell(e['sampled'], name, th)} | {g} | {s} | {rg} | {rs} | {rand} "
@@ -508,6 +582,13 @@ def markdown(record: dict[str, Any]) -> str:
                      f"run {rejax['run_s']:.1f} s, evaluation {rejax['eval_s']:.1f} s")
         if rejax and rejax.get("errors"):
             text += f"; rejax error: {rejax['errors'][0][:200]!r}"
+        jumanji = e.get("jumanji_a2c")
+        if jumanji and jumanji.get("seeds"):
+            text += (f"; Jumanji A2C {jumanji['seeds']} seeds (one process each): compile "
+                     f"{jumanji['compile_s']:.1f} s per seed, run {jumanji['run_s']:.1f} s, "
+                     f"evaluation {jumanji['eval_s']:.1f} s")
+        if jumanji and jumanji.get("errors"):
+            text += f"; Jumanji A2C error: {jumanji['errors'][0][:200]!r}"
         lines.append(text)
     lines += ["", "Runs (command, date, versions):", ""]
     for name in ENVS:
@@ -528,6 +609,10 @@ def markdown(record: dict[str, Any]) -> str:
             if rv:
                 text += (f"; rejax {rv.get('rejax')} (jax {rv.get('jax')}, flax "
                          f"{rv.get('flax')}, gymnax {rv.get('gymnax')})")
+            jv = (e.get("jumanji_a2c") or {}).get("versions")
+            if jv:
+                text += (f"; jumanji {jv.get('jumanji')} (jax {jv.get('jax')}, dm-haiku "
+                         f"{jv.get('dm-haiku')}, rlax {jv.get('rlax')})")
         lines.append(text)
     return "\n".join(lines)
 
@@ -570,6 +655,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rejax-seeds", type=int, default=16,
                         help="seeds of rejax's PPO beside purea2c on each MinAtar game, at "
                              "purea2c's preset budget; 0 skips rejax (default 16; quick 2)")
+    parser.add_argument("--jumanji-seeds", type=int, default=4,
+                        help="seeds of Jumanji's own A2C trainer beside purea2c on each "
+                             "Jumanji task, at purea2c's preset budget, one process each; 0 "
+                             "skips it (default 4; quick 1)")
     parser.add_argument("--skip-install", action="store_true",
                         help="use the sb3 and rejax venvs already in the cache; install "
                              "nothing")
@@ -598,6 +687,13 @@ def main(argv: list[str] | None = None) -> int:
     if rejax_envs and rejax_py is None:
         print("[rejax] no rejax venv: rejax columns skipped", flush=True)
         rejax_envs = []
+    jumanji_seeds = 1 if quick and args.jumanji_seeds == 4 else args.jumanji_seeds
+    jumanji_envs = [e for e in args.envs if e in JUMANJI_ENVS] if jumanji_seeds > 0 else []
+    jumanji_py = (peer_python("jumanji", args.cache, not args.skip_install)
+                  if jumanji_envs else None)
+    if jumanji_envs and jumanji_py is None:
+        print("[jumanji] no jumanji venv: Jumanji A2C columns skipped", flush=True)
+        jumanji_envs = []
     log_dir = out_dir / "learning-logs" if quick else \
         args.cache / "logs" / f"learning-{int(time.time())}"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -619,7 +715,7 @@ def main(argv: list[str] | None = None) -> int:
                         4 if quick else episodes, quick)
         entry.update(command=machine["command"], date_utc=machine["date_utc"],
                      load=machine["load_average_at_start"], versions=machine["versions"],
-                     git_revision=revision, sb3=None, rejax=None)
+                     git_revision=revision, sb3=None, rejax=None, jumanji_a2c=None)
         with lock:
             record["envs"][env] = entry
         g, s = entry["greedy"], entry["sampled"]
@@ -636,8 +732,9 @@ def main(argv: list[str] | None = None) -> int:
         if env in rejax_envs:  # after purea2c's run, not beside it: no shared cores
             preset = purea2c.Config.preset(env)
             budget = preset.steps_per_iteration * 2 if quick else preset.total_timesteps
-            rejax = rejax_run(rejax_py, env, rejax_seeds, budget, entry["eval_episodes"],
-                              log_dir, 4 * 3600)
+            rejax = rejax_run(rejax_py, env, min(rejax_seeds, entry["seeds"],
+                                                 REJAX_SEEDS.get(env, rejax_seeds)), budget,
+                              entry["eval_episodes"], log_dir, 4 * 3600)
             entry["rejax"] = rejax
             if rejax["seeds"]:
                 g, s = rejax["greedy"], rejax["sampled"]
@@ -647,6 +744,21 @@ def main(argv: list[str] | None = None) -> int:
                       f"{rejax['run_s']:.1f}s, evaluation {rejax['eval_s']:.1f}s", flush=True)
             else:
                 print(f"{env} rejax error: {rejax['errors'][0]}", flush=True)
+            save()
+
+        if env in jumanji_envs:  # after purea2c's run, as rejax
+            preset = purea2c.Config.preset(env)
+            budget = 5120 if quick else preset.total_timesteps
+            jumanji = jumanji_run(jumanji_py, env, jumanji_seeds, budget,
+                                  entry["eval_episodes"], log_dir, 4 * 3600)
+            entry["jumanji_a2c"] = jumanji
+            if jumanji["seeds"]:
+                g, s = jumanji["greedy"], jumanji["sampled"]
+                print(f"{env} Jumanji A2C ({jumanji['seeds']} seeds, {jumanji['env_steps']} "
+                      f"steps): greedy {g['mean']:.1f} ± {g['std']:.1f}, sampled "
+                      f"{s['mean']:.1f} ± {s['std']:.1f}", flush=True)
+            else:
+                print(f"{env} Jumanji A2C error: {jumanji['errors'][0]}", flush=True)
             save()
 
     # SB3 after purea2c (so purea2c's timings are not shared with SB3's processes).

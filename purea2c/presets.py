@@ -34,7 +34,9 @@ SUITE_PRESETS: dict[str, dict[str, Any]] = {
                            ("DoorKey-8x8", 262_144))},
     "brax/inverted_pendulum": dict(_CONTROL, env="brax/inverted_pendulum",
                                    total_timesteps=1_048_576),
-    "jumanji/Snake-v1": dict(_GRID, env="jumanji/Snake-v1", total_timesteps=1_048_576),
+    # Brax hopper: inverted_pendulum's settings, not swept.
+    "brax/hopper": dict(_CONTROL, env="brax/hopper", total_timesteps=1_048_576),
+    "jumanji/Snake-v1": dict(_GRID, env="jumanji/Snake-v1", total_timesteps=262_144),
     "jumanji/Game2048-v1": dict(_GRID, env="jumanji/Game2048-v1", hidden_sizes=(256, 256),
                                 normalize_reward=True, total_timesteps=1_048_576),
     # A Craftax reset generates a world (about 15 steps' worth here): 4 fresh episodes per

@@ -54,9 +54,9 @@ from flax import struct  # noqa: E402
 from rejax import PPO  # noqa: E402
 
 import _worker_util as util  # noqa: E402
-from rejax_worker import make_evaluator  # noqa: E402
 
-VERSIONS = ["rejax", "jax", "jaxlib", "flax", "optax", "gymnax", "distrax", "numpy"]
+VERSIONS = ["rejax", "jax", "jaxlib", "flax", "optax", "gymnax", "distrax", "numpy", "brax",
+            "craftax"]
 SOURCE = ("rejax benchmark/breakout_1m.yaml, section ppo (github.com/keraJLi/rejax, tag "
           "v0.1.3); total_timesteps and eval_freq replaced")
 # rejax benchmark/breakout_1m.yaml, section ppo, less env, total_timesteps and eval_freq.
@@ -85,7 +85,9 @@ class EpisodeTally:
         self.env = env
 
     def __getattr__(self, name: str) -> Any:
-        if name == "env":  # not set yet (copy.deepcopy builds the object without __init__)
+        # "env" is not set yet when copy.deepcopy builds the object without __init__; and a
+        # dunder (``__deepcopy__``: Brax's env defines one) must not come from the wrapped env.
+        if name == "env" or name.startswith("__"):
             raise AttributeError(name)
         return getattr(self.env, name)
 
@@ -108,14 +110,147 @@ def tally_callback(algo, ts, rng):
     return ts.global_step, ts.env_state.ended_sum, ts.env_state.ended_count
 
 
+# rejax configs/brax/hopper.yaml, section ppo ("# tuned"), less env, total_timesteps and
+# eval_freq (github.com/keraJLi/rejax, main).
+HOPPER_PPO: dict[str, Any] = {
+    "agent_kwargs": {"activation": "tanh"}, "num_envs": 32, "num_steps": 32, "num_epochs": 9,
+    "num_minibatches": 2, "learning_rate": 0.00025674088686342003, "max_grad_norm": 1.0,
+    "gamma": 0.995, "gae_lambda": 0.95, "clip_eps": 0.2, "ent_coef": 0.01, "vf_coef": 0.5,
+    "normalize_observations": True,
+}
+HOPPER_SOURCE = ("rejax configs/brax/hopper.yaml, section ppo (github.com/keraJLi/rejax); "
+                 "total_timesteps and eval_freq replaced")
+# rejax ships no Craftax config. The Craftax baselines' PPO (Craftax paper, Matthews et al.
+# 2024; Craftax_Baselines ppo.py): lr 2e-4, 4 epochs, 8 minibatches, gamma 0.99, GAE 0.8, clip
+# 0.2, entropy 0.01, value 0.5, grad norm 1.0, with two changes for a 1M budget on a CPU: 64
+# envs x 64 steps per iteration instead of 1024 x 64 (which would make 15 updates in 1M
+# steps), and hidden layers (256, 256) tanh (the size of purea2c's Craftax preset) instead of
+# 512-wide ones.
+CRAFTAX_PPO: dict[str, Any] = {
+    "agent_kwargs": {"activation": "tanh", "hidden_layer_sizes": (256, 256)}, "num_envs": 64,
+    "num_steps": 64, "num_epochs": 4, "num_minibatches": 8, "learning_rate": 2e-4,
+    "max_grad_norm": 1.0, "gamma": 0.99, "gae_lambda": 0.8, "clip_eps": 0.2, "ent_coef": 0.01,
+    "vf_coef": 0.5,
+}
+CRAFTAX_SOURCE = ("the Craftax baselines' PPO settings (Craftax paper; Craftax_Baselines "
+                  "ppo.py) with 64 envs x 64 steps instead of 1024 x 64 and hidden layers "
+                  "(256, 256) instead of 512-wide")
+
+
+def settings(env_name: str) -> tuple[dict[str, Any], str, str]:
+    """(PPO settings, their source, the network) for ``env_name``."""
+    if env_name.startswith("brax/"):
+        return HOPPER_PPO, HOPPER_SOURCE, ("separate actor and critic MLPs (64, 64), tanh, "
+                                           "Gaussian policy, running observation "
+                                           "normalisation")
+    if env_name.startswith("craftax/"):
+        return CRAFTAX_PPO, CRAFTAX_SOURCE, "separate actor and critic MLPs (256, 256), tanh"
+    return MINATAR_PPO, SOURCE, NETWORK
+
+
+def make_env(env_name: str):
+    """gymnax 0.0.9's env for a bare name; rejax's compat layer (``rejax.compat.create``)
+    for ``suite/name`` (Brax through ``brax.envs.create`` with its episode and auto-reset
+    wrappers, Craftax with its own auto-reset)."""
+    if "/" not in env_name:
+        return gymnax.make(env_name)
+    from rejax.compat import create
+    env, env_params = create(env_name)
+    if env_name.startswith("craftax/"):
+        # rejax 0.1.3 wraps Craftax's parameters in a class whose __getattr__ recurses
+        # without end under copy.deepcopy (which PPO.create applies to its arguments); the
+        # wrapper only adds max_steps_in_episode (= max_timesteps), which this worker's
+        # evaluation reads from max_timesteps instead. Craftax's own parameters are used.
+        env_params = env.default_params
+        # Craftax's spaces are its own classes, which rejax does not recognise (it would take
+        # the 17 discrete actions for a Box): the same spaces as gymnax's.
+        env = GymnaxSpaces(env)
+    return env, env_params
+
+
+class GymnaxSpaces:
+    """An env whose action and observation spaces are given as gymnax 0.0.9's classes
+    (Discrete with the same ``n``; Box with the same bounds, shape and dtype); everything
+    else is the wrapped env's."""
+
+    def __init__(self, env: Any):
+        self.env = env
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "env" or name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.env, name)
+
+    def reset(self, key, params=None):
+        return self.env.reset(key, params)
+
+    def step(self, key, state, action, params=None):
+        return self.env.step(key, state, action, params)
+
+    def action_space(self, params=None):
+        space = self.env.action_space(params)
+        if hasattr(space, "n"):
+            return gymnax.environments.spaces.Discrete(int(space.n))
+        return space
+
+    def observation_space(self, params=None):
+        space = self.env.observation_space(params)
+        return gymnax.environments.spaces.Box(space.low, space.high, space.shape, space.dtype)
+
+
 def make_algo(env_name: str, total_timesteps: int):
-    env, env_params = gymnax.make(env_name)
-    per_iteration = MINATAR_PPO["num_envs"] * MINATAR_PPO["num_steps"]
+    env, env_params = make_env(env_name)
+    ppo = dict(settings(env_name)[0])
+    ppo["agent_kwargs"] = dict(ppo["agent_kwargs"])
+    per_iteration = ppo["num_envs"] * ppo["num_steps"]
     iterations = max(1, math.ceil(total_timesteps / per_iteration))
-    algo = PPO.create(env=EpisodeTally(env), env_params=env_params, **MINATAR_PPO,
+    algo = PPO.create(env=EpisodeTally(env), env_params=env_params, **ppo,
                       total_timesteps=iterations * per_iteration, eval_freq=per_iteration,
                       skip_initial_evaluation=True)
     return algo.replace(eval_callback=tally_callback), env, env_params, iterations
+
+
+def make_policy_evaluator(algo, env, env_params, num_episodes: int):
+    """``evaluate(ts, key, greedy)`` -> returns ``[num_episodes]``: fresh episodes played in
+    parallel for ``max_steps_in_episode`` steps, each counted until it first ends. Greedy is
+    the argmax of the logits (discrete) or the Gaussian's mean clipped to the action range;
+    else a sample (rejax's ``act``). Observations are normalised by the run's statistics
+    where the settings normalise them, as rejax's ``make_act`` does."""
+    max_steps = int(getattr(env_params, "max_steps_in_episode", None)
+                    or env_params.max_timesteps)
+    normalize = getattr(algo, "normalize_observations", False)
+    low_high = getattr(algo.actor, "action_range", None)
+
+    def action(ts, obs, key, greedy):
+        if normalize:
+            obs = algo.normalize_obs(ts.obs_rms_state, obs)
+        params = ts.actor_ts.params
+        if not greedy:
+            return algo.actor.apply(params, obs, key, method="act")
+        dist = algo.actor.apply(params, obs, method=lambda m, o: m._action_dist(o))
+        if low_high is None:
+            return jnp.argmax(dist.logits, axis=-1)
+        return jnp.clip(dist.mean(), low_high[0], low_high[1])
+
+    def evaluate(ts, key, greedy: bool):
+        key, key_reset = jax.random.split(key)
+        obs, state = jax.vmap(env.reset, in_axes=(0, None))(
+            jax.random.split(key_reset, num_episodes), env_params)
+
+        def body(carry, _):
+            obs, state, key, alive, total = carry
+            key, key_act, key_step = jax.random.split(key, 3)
+            act = action(ts, obs, key_act, greedy)
+            obs, state, reward, done, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+                jax.random.split(key_step, num_episodes), state, act, env_params)
+            total = total + jnp.where(alive, reward, 0.0)
+            return (obs, state, key, alive & ~done, total), None
+
+        carry = (obs, state, key, jnp.ones(num_episodes, bool), jnp.zeros(num_episodes))
+        (_, _, _, _, total), _ = jax.lax.scan(body, carry, None, length=max_steps)
+        return total
+
+    return evaluate
 
 
 def curve(steps: np.ndarray, ended_sum: np.ndarray, ended_count: np.ndarray):
@@ -147,14 +282,13 @@ def main() -> None:
     ts, (steps, ended_sum, ended_count) = jax.block_until_ready(compiled(keys))
     train_s = time.perf_counter() - start
 
-    evaluate = make_evaluator(algo, env, env_params, eval_episodes)
+    evaluate = make_policy_evaluator(algo, env, env_params, eval_episodes)
     evaluate = jax.jit(jax.vmap(evaluate, in_axes=(0, 0, None)), static_argnums=2)
     # The same evaluation keys for both modes.
     eval_keys = jax.random.split(jax.random.PRNGKey(int(p.get("seed", 0)) + 1), num_seeds)
-    params = ts.actor_ts.params
     start = time.perf_counter()
-    greedy = np.asarray(evaluate(params, eval_keys, True), np.float64)
-    sampled = np.asarray(evaluate(params, eval_keys, False), np.float64)
+    greedy = np.asarray(evaluate(ts, eval_keys, True), np.float64)
+    sampled = np.asarray(evaluate(ts, eval_keys, False), np.float64)
     eval_s = time.perf_counter() - start
 
     curve_steps, curve_returns, curve_episodes = curve(
@@ -167,7 +301,8 @@ def main() -> None:
         "greedy_per_seed": greedy.mean(-1).tolist(), "sampled_per_seed": sampled.mean(-1).tolist(),
         "curve_steps": curve_steps, "curve_returns": curve_returns,
         "curve_episodes": curve_episodes,
-        "hyperparameters": {**MINATAR_PPO, "source": SOURCE, "network": NETWORK},
+        "hyperparameters": {**settings(env_name)[0], "source": settings(env_name)[1],
+                            "network": settings(env_name)[2]},
         "versions": util.versions(VERSIONS), "devices": [str(d) for d in jax.devices()]})
 
 
