@@ -152,6 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
     run_group.add_argument("--tensorboard", action="store_true",
                            help="also write TensorBoard scalars (mean over seeds) to "
                                 "RUN_DIR/tensorboard (needs purea2c[tensorboard])")
+    run_group.add_argument("--wandb", metavar="PROJECT", default=None,
+                           help="also log the config, every iteration's metrics (mean over "
+                                "seeds; the episode return's min and max) and the run record "
+                                "to the Weights & Biases project PROJECT (needs "
+                                "purea2c[wandb]; WANDB_MODE=offline logs without an account)")
     run_group.add_argument("--no-progress", action="store_true",
                            help="no progress bar or progress lines")
     scale = train.add_argument_group("devices and processes", flags.wrap(
@@ -253,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     subparser = _subparsers(parser)[args.command]
     if unknown:  # reported by the command's parser, with its usage
         subparser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    args.argv, args.session = (argv if argv is None else list(argv)), None
+    args.argv, args.session, args.wandb_run = (argv if argv is None else list(argv)), None, None
     handler = {"train": _train, "evaluate": _evaluate_command,
                "render": _render_command, "envs": _envs_command}[args.command]
     if not args.no_compile_cache:
@@ -275,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
         status, error = EXIT_ERROR, " ".join(str(lost).split())
     if args.session is not None:  # a train command's record: end time and exit status
         args.session.end(status, error)
+    if getattr(args, "wandb_run", None) is not None:  # finished with the exit status
+        args.wandb_run.close(status)
     if lost is not None:
         processes.end_now(status)
     return status

@@ -188,6 +188,12 @@ def train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                         run_dir / rundir.TENSORBOARD,
                         resume_step * steps_per_iteration + 1 if args.resume is not None
                         else None))
+                if args.wandb:
+                    from purea2c.wandb_sink import WandbSink
+                    args.wandb_run = WandbSink(args.wandb, run_dir,
+                                               rundir.config_to_json(config), info,
+                                               run_id=info.get("wandb_run_id"))
+                    info["wandb_run_id"] = args.wandb_run.run_id  # a resume continues it
                 progress = sinks.Progress(
                     total_steps, resume_step * steps_per_iteration, num_seeds,
                     steps_per_iteration, width, enabled=not args.no_progress,
@@ -205,7 +211,8 @@ def train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             should_stop = processes.AgreedStop(stop)
             run_start = time.perf_counter()
             end = run_loop.run_in_chunks(state, program_config, program, num_iterations, chunk,
-                                         callbacks=outputs, should_stop=should_stop,
+                                         callbacks=[*outputs, *filter(None, [args.wandb_run])],
+                                         should_stop=should_stop,
                                          start_iteration=resume_step,
                                          state_callbacks=[checkpoints])
             jax.block_until_ready(end.state)

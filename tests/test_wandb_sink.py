@@ -223,3 +223,24 @@ def test_the_chunk_loop_logs_every_iteration(tmp_path):
                                rtol=1e-6)
     assert all(row["train/diverged"] == 0.0 for row in run["history"])
     assert run["config"] == {"total_timesteps": 64}
+
+
+def test_purea2c_train_with_wandb_logs_the_run_and_its_exit_status(tmp_path):
+    """`purea2c train --wandb PROJECT`: the config, every iteration, the run record and the
+    exit status reach the offline run; run.json keeps the wandb run's id for a resume."""
+    from purea2c import cli
+
+    run_dir = tmp_path / "run"
+    code = cli.main(["train", "--env", "CartPole-v1", "--num-envs", "4",
+                     "--rollout-length", "8", "--batch-size", "32", "--total-timesteps", "256",
+                     "--eval-episodes",
+                     "0", "--no-progress", "--wandb", "purea2c-cli-test", "--out",
+                     str(run_dir)])
+    assert code == 0
+    run = read_run(run_dir)
+    assert run["exit_code"] == 0
+    assert run["config"]["env"] == "CartPole-v1" and run["config"]["num_envs"] == 4
+    iterations = [row["iteration"] for row in run["history"] if "iteration" in row]
+    assert iterations == list(range(1, 9))  # 256 steps / (4 envs x 8 steps)
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["wandb_run_id"] and run["summary"]["run"]["seeds"] == info["seeds"]
