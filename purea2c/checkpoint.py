@@ -245,6 +245,9 @@ def prune(directory: str | os.PathLike, keep: int,
     the kept ones. Returns what it removed, newest first. Steps in ``intact`` are taken as
     intact without a check (a checkpoint just saved). A step directory without its
     ``meta.json`` (a save under way or interrupted) is left alone."""
+    if keep is None:
+        raise ValueError("prune: keep must be an integer >= 1 (how many intact checkpoints "
+                         "to keep), got None")
     check_settings(keep=keep)
     directory = pathlib.Path(directory).absolute()
     removed: list[Removed] = []

@@ -262,7 +262,7 @@ class Config:
 
         Presets are tuned settings per environment (keyed by the gymnax name) plus
         ``"coax_a2c"``, the settings of coax's A2C example."""
-        if name not in PRESETS:
+        if not isinstance(name, str) or name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}; presets: {cls.preset_names()}")
         settings = dict(PRESETS[name])
         settings.update(overrides)

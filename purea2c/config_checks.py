@@ -91,6 +91,12 @@ def kwargs_pairs(kwargs: Any) -> tuple[tuple[str, Any], ...]:
     except (TypeError, ValueError):
         fail("env_kwargs", kwargs, "must be a dict of keyword arguments (or (name, value) "
                                    "pairs)")
+    if not isinstance(kwargs, dict):  # pairs: a keyword given twice would silently drop one
+        names = [pair[0] for pair in kwargs]
+        twice = sorted({str(n) for n in names if names.count(n) > 1})
+        if twice:
+            fail("env_kwargs", kwargs, f"keyword {', '.join(map(repr, twice))} is given more "
+                                       "than once")
     out = []
     for name, value in sorted(pairs, key=lambda p: str(p[0])):
         if not isinstance(name, str) or not name.isidentifier():

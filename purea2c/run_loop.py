@@ -171,13 +171,27 @@ def divergence(metrics: Any, config: Config | None, start_iteration: int = 0,
     when the chunk's share is), the first seed there, and the first non-finite quantity of
     that iteration. Metrics without ``finite`` or ``skipped_updates`` are not checked for
     that; ``config`` is read only when ``skipped_updates`` is there."""
+    if not (hasattr(metrics, "_asdict") or isinstance(metrics, dict)):
+        raise TypeError(f"divergence: metrics must be a Metrics or a dict of arrays "
+                        f"{{name: [seeds, iterations]}}, got {type(metrics).__name__}")
+    for name, value in (("chunk", chunk), ("start_iteration", start_iteration)):
+        if value is not None and (isinstance(value, bool) or not isinstance(
+                value, (int, np.integer)) or value < (1 if name == "chunk" else 0)):
+            raise ValueError(f"divergence: {name} must be an int >= "
+                             f"{1 if name == 'chunk' else 0}, got {value!r}")
     arrays = _host_arrays(metrics)
     if not arrays:
         return None
+    shapes = {name: a.shape for name, a in arrays.items()}
+    if len(set(shapes.values())) > 1:
+        raise ValueError(f"divergence: the metrics' shapes differ: {shapes} (each must be "
+                         "[seeds, iterations] or [iterations], the same for all)")
+    if "skipped_updates" in arrays and not isinstance(config, Config):
+        raise TypeError(f"divergence: config must be the run's Config (its "
+                        f"max_skipped_share and updates_per_iteration judge skipped_updates), "
+                        f"got {type(config).__name__}")
     num_iters = next(iter(arrays.values())).shape[1]
     chunk = num_iters if chunk is None else chunk
-    if chunk < 1:
-        raise ValueError(f"divergence: chunk must be >= 1, got {chunk}")
     skipped = arrays.get("skipped_updates")
     finite = arrays.get("finite")
     for begin in range(0, num_iters, chunk):

@@ -15,6 +15,7 @@ than these in test_validation.py; other command lines in test_cli.py.)"""
 from __future__ import annotations
 
 import pathlib
+import re
 import time
 import traceback
 
@@ -626,3 +627,41 @@ def test_count_of_new_bad_inputs():
     count = (len(BAD_IDS) + len(BAD_KEYWORDS) + len(BAD_CONFIGS) + len(BAD_PRESETS)
              + 2 * len(BROKEN) + len(MISSING) + 1 + 4 + len(BAD_COMMAND_LINES))
     assert count >= 100
+
+
+# ------------------------------------------------------------------------------------------
+# The Python API's checks of divergence, presets, env_kwargs pairs and prune
+# ------------------------------------------------------------------------------------------
+
+_FINITE = {"finite": np.ones((1, 2), bool)}
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: purea2c.Config.preset(["CartPole-v1"]), ValueError, "unknown preset"),
+    (lambda: purea2c.Config.preset(None), ValueError, "unknown preset"),
+    (lambda: purea2c.Config(env_kwargs=[["a", 1], ["a", 2]]), ValueError,
+     "'a' is given more than once"),
+    (lambda: purea2c.divergence(_FINITE, None, chunk=1.5), ValueError, "chunk must be an int"),
+    (lambda: purea2c.divergence(_FINITE, None, chunk="2"), ValueError, "chunk must be an int"),
+    (lambda: purea2c.divergence(_FINITE, None, chunk=True), ValueError, "chunk must be an int"),
+    (lambda: purea2c.divergence(_FINITE, None, start_iteration=-1), ValueError,
+     "start_iteration must be an int >= 0"),
+    (lambda: purea2c.divergence(_FINITE, None, start_iteration=1.5), ValueError,
+     "start_iteration must be an int >= 0"),
+    (lambda: purea2c.divergence({"skipped_updates": np.ones((1, 2))}, None), TypeError,
+     "config must be the run's Config"),
+    (lambda: purea2c.divergence({"skipped_updates": np.ones((1, 2))}, "CartPole-v1"),
+     TypeError, "config must be the run's Config"),
+    (lambda: purea2c.divergence([1, 2], purea2c.Config()), TypeError,
+     "metrics must be a Metrics or a dict"),
+    (lambda: purea2c.divergence(None, purea2c.Config()), TypeError,
+     "metrics must be a Metrics or a dict"),
+    (lambda: purea2c.divergence("metrics", purea2c.Config()), TypeError,
+     "metrics must be a Metrics or a dict"),
+    (lambda: purea2c.divergence({**_FINITE, "skipped_updates": np.ones((2, 2))},
+                                purea2c.Config()), ValueError, "the metrics' shapes differ"),
+    (lambda: checkpoint.prune("/tmp", None), ValueError, "keep must be an integer >= 1"),
+])
+def test_the_python_api_refuses_with_one_message(call, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        call()
