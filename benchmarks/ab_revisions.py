@@ -56,7 +56,10 @@ def compiled_program(package, name: str):
         train_mod = importlib.import_module(f"{package.__name__}.train")
     config = schedules(package.Config)[name]
     options = getattr(package, "compiler_options", lambda: None)()
-    fn = jax.jit(train_mod._train, compiler_options=options)
+    if hasattr(package, "Agent") and hasattr(package.Agent, "train"):  # the agent seam
+        fn = jax.jit(lambda k, c: package.Agent(c).train(k), compiler_options=options)
+    else:
+        fn = jax.jit(train_mod._train, compiler_options=options)
     key = jax.random.key(0)
     compiled = fn.lower(key, config).compile()
     jax.block_until_ready(compiled(key, config))

@@ -32,10 +32,9 @@ CHILD = r"""
 import json, sys, time
 start = time.perf_counter()
 import jax, purea2c
-from purea2c import training as train_mod
 imported = time.perf_counter()
 options = purea2c.compiler_options() if sys.argv[1] == "purea2c" else None
-fn = jax.jit(train_mod._train, compiler_options=options)
+fn = jax.jit(lambda key, config: purea2c.Agent(config).train(key), compiler_options=options)
 key, config = jax.random.key(0), purea2c.Config()
 t0 = time.perf_counter()
 traced = fn.trace(key, config)

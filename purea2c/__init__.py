@@ -12,15 +12,16 @@
     env = purea2c.envs.make("brax/inverted_pendulum")   # any suite: "suite/name"
     out = purea2c.train(jax.random.key(0), purea2c.Config.preset("navix/Navix-Empty-5x5-v0"))
 
-Modules: `purea2c.envs` (the environment seam: protocol, ids, one adapter per suite,
-auto-reset), `purea2c.training` (TrainState, init / run / train), `purea2c.agent` (the env,
-networks and optimizers a Config describes), `purea2c.presets`, `purea2c.sharding` (seeds
-over devices and hosts); the command line (``purea2c train | evaluate | render | envs``) is
-in `purea2c.cli`.
+Modules (README.md, "Layout", has the whole map): `purea2c.envs` (the environment seam:
+protocol, ids, one adapter per suite, auto-reset), `purea2c.agent` (`Agent`: the env,
+networks, optimizers and variants a Config describes, with pure init / run / train),
+`purea2c.stages` (one iteration), `purea2c.training` (init / run / train, jitted),
+`purea2c.evaluation`, `purea2c.presets`, `purea2c.sharding` (seeds over devices and hosts);
+the command line (``purea2c train | evaluate | render | envs``) starts in `purea2c.cli`.
 """
 
 from purea2c import envs, sharding
-from purea2c.agent import Agent, make_agent
+from purea2c.agent import Agent
 from purea2c.checkpoint import CheckpointError
 from purea2c.checkpoint import latest_step as latest_checkpoint_step
 from purea2c.checkpoint import restore as restore_checkpoint
@@ -47,7 +48,6 @@ __all__ = [
     "evaluate",
     "init",
     "latest_checkpoint_step",
-    "make_agent",
     "make_policy",
     "restore_checkpoint",
     "run",

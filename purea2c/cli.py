@@ -13,7 +13,7 @@ The jobs behind the handlers live in their own modules:
     run_dir.py          the run directory: config.json, loading a run's state
     run_record.py       run.json: provenance, sessions, status
     run_loop.py         the chunked run of one compiled program, callbacks, stop requests
-    sharding.py         the run over several devices and processes (`sharding.MeshRun`)
+    sharding.py         the run over several devices and processes (`mesh_run.MeshRun`)
     sinks.py            metrics.csv / parquet, TensorBoard, progress bar, checkpoints
     plots.py            the learning curve
     seed_evaluation.py  every seed's evaluation, evaluation.json's summary

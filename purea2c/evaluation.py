@@ -1,11 +1,12 @@
 """Evaluation rollouts of a trained policy, independent of training: `evaluate` (returns of
 fresh episodes), `make_policy` (a jitted policy for use outside training) and
-`episode_returns` (the episode loop both run on, also used by the benchmarks)."""
+`play` (the one episode loop, which rendering also plays on; `episode_returns` its returns,
+also used by the benchmarks)."""
 
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -15,28 +16,56 @@ from purea2c.config import Config
 from purea2c.agent import Params, make_networks, network_input
 
 
-def episode_returns(key: jax.Array, env: Any,
-                    act: Callable[[Any, jax.Array], jax.Array], num_episodes: int,
-                    max_steps: int | None = None) -> jax.Array:
-    """Undiscounted returns ``[num_episodes]`` of fresh episodes of the adapter ``env``
-    played by ``act(obs [num_episodes, ...], key) -> actions`` (what the env receives), each
-    until it ends or for ``max_steps`` steps (default: the env's ``max_episode_steps``)."""
+class Played(NamedTuple):
+    """Fresh episodes played by `play`, ``E`` of them."""
+
+    returns: jax.Array  # float32 [E], undiscounted, each until its episode ended
+    lengths: jax.Array  # int32 [E], steps until and with the end (max_steps if none)
+    first_state: Any  # the adapter's reset states, leaves [E, ...] (None unless keep_states)
+    states: Any  # its states after each step, leaves [max_steps, E, ...] (or None)
+    rewards: Any  # float32 [max_steps, E] (or None)
+
+
+def play(key: jax.Array, env: Any, act: Callable[[Any, jax.Array], jax.Array],
+         num_episodes: int, max_steps: int | None = None, keep_states: bool = False) -> Played:
+    """The episode loop of evaluation and rendering: ``num_episodes`` fresh episodes of the
+    adapter ``env`` played in parallel by ``act(obs [num_episodes, ...], key) -> actions``
+    (what the env receives), as one ``lax.scan`` of ``max_steps`` steps (default: the env's
+    ``max_episode_steps``); each episode counts until it ends (terminated or truncated).
+    No auto-reset: an episode that ended is stepped on but no longer counted. The
+    randomness is that of `purea2c.envs.step` (the same returns as stepping with it), and
+    ``keep_states`` also returns every state (for drawing)."""
     if max_steps is None:
         max_steps = int(env.max_episode_steps)
     key, key_reset = jax.random.split(key)
-    state = envs.reset(key_reset, env, num_episodes)
+    start = envs.reset(key_reset, env, num_episodes)
 
     def body(carry, _):
-        state, key, alive, total = carry
+        env_state, obs, key, alive, total, length = carry
         key, key_act, key_env = jax.random.split(key, 3)
-        state, res = envs.step(key_env, env, state, act(state.obs, key_act))
-        total = total + jnp.where(alive, res.reward, 0.0)
-        alive = jnp.logical_and(alive, jnp.logical_not(res.episode_done))
-        return (state, key, alive, total), None
+        transition = jax.vmap(jax.random.split)(jax.random.split(key_env, num_episodes))[:, 0]
+        out = jax.vmap(env.step)(transition, env_state, act(obs, key_act))
+        reward = out.reward.astype(jnp.float32)
+        total = total + jnp.where(alive, reward, 0.0)
+        length = length + alive.astype(jnp.int32)
+        ended = jnp.logical_or(out.terminated.astype(bool), out.truncated.astype(bool))
+        alive = jnp.logical_and(alive, jnp.logical_not(ended))
+        kept = (out.state, reward) if keep_states else None
+        return (out.state, envs.core.as_float(out.obs), key, alive, total, length), kept
 
-    init = (state, key, jnp.ones((num_episodes,), bool), jnp.zeros((num_episodes,), jnp.float32))
-    (_, _, _, total), _ = jax.lax.scan(body, init, None, length=max_steps)
-    return total
+    init = (start.env_state, start.obs, key, jnp.ones((num_episodes,), bool),
+            jnp.zeros((num_episodes,), jnp.float32), jnp.zeros((num_episodes,), jnp.int32))
+    (_, _, _, _, total, length), kept = jax.lax.scan(body, init, None, length=max_steps)
+    if keep_states:
+        return Played(total, length, start.env_state, *kept)
+    return Played(total, length, None, None, None)
+
+
+def episode_returns(key: jax.Array, env: Any,
+                    act: Callable[[Any, jax.Array], jax.Array], num_episodes: int,
+                    max_steps: int | None = None) -> jax.Array:
+    """Undiscounted returns ``[num_episodes]`` of fresh episodes (`play`)."""
+    return play(key, env, act, num_episodes, max_steps).returns
 
 
 def _obs_norm(config: Config, params: Any) -> Any:

@@ -19,17 +19,35 @@ def td_target(reward: jax.Array, discount: jax.Array, v_next: jax.Array) -> jax.
     return jax.lax.stop_gradient(reward + discount * v_next)
 
 
+def _mse(td: jax.Array, huber_delta: jax.Array) -> jax.Array:
+    return jnp.mean(0.5 * td**2)
+
+
+def _huber(td: jax.Array, huber_delta: jax.Array) -> jax.Array:
+    abs_td = jnp.abs(td)
+    quad = jnp.minimum(abs_td, huber_delta)
+    return jnp.mean(0.5 * quad**2 + huber_delta * (abs_td - quad))
+
+
+# Config.value_loss -> (the mean loss of td = G - v(S), the td_error handed to the policy
+# update: minus the loss's derivative in v(S); per sample).
+VALUE_LOSSES = {
+    "mse": (_mse, lambda td, huber_delta: td),
+    "huber": (_huber, lambda td, huber_delta: jnp.clip(td, -huber_delta, huber_delta)),
+}
+
+
+def _value_loss_pair(kind: str) -> tuple:
+    if kind not in VALUE_LOSSES:
+        raise ValueError(f"unknown value loss {kind!r}")
+    return VALUE_LOSSES[kind]
+
+
 def value_loss(td: jax.Array, kind: str, huber_delta: jax.Array) -> jax.Array:
     """Mean TD loss of ``td = G - v(S)``; ``'mse'``: 0.5 td^2, ``'huber'``: 0.5 td^2 inside
     ``[-delta, delta]`` and ``delta (|td| - delta/2)`` outside."""
     chex.assert_rank(td, 1)
-    if kind == "mse":
-        return jnp.mean(0.5 * td**2)
-    if kind == "huber":
-        abs_td = jnp.abs(td)
-        quad = jnp.minimum(abs_td, huber_delta)
-        return jnp.mean(0.5 * quad**2 + huber_delta * (abs_td - quad))
-    raise ValueError(f"unknown value loss {kind!r}")
+    return _value_loss_pair(kind)[0](td, huber_delta)
 
 
 def td_error_signal(td: jax.Array, kind: str, huber_delta: jax.Array) -> jax.Array:
@@ -39,11 +57,7 @@ def td_error_signal(td: jax.Array, kind: str, huber_delta: jax.Array) -> jax.Arr
     SimpleTD with its default huber loss). Per-sample, ``[B]``.
     """
     chex.assert_rank(td, 1)
-    if kind == "mse":
-        return td
-    if kind == "huber":
-        return jnp.clip(td, -huber_delta, huber_delta)
-    raise ValueError(f"unknown value loss {kind!r}")
+    return _value_loss_pair(kind)[1](td, huber_delta)
 
 
 def vanilla_pg_loss(log_prob: jax.Array, td_error: jax.Array, entropy: jax.Array,

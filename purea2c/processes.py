@@ -19,7 +19,7 @@ for the lost process until the service declares it dead, and then abort.
 Agreeing: `say` prints on process 0 only, `on_every_process` ends every process when one
 fails, `AgreedStop` stops all of them when any was asked to stop.
 
-Devices: `mesh_run` chooses the `sharding.MeshRun` that spreads a run over the devices.
+Devices: `mesh_run` chooses the `mesh_run.MeshRun` that spreads a run over the devices.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ import jax
 from purea2c import run_loop, sharding
 from purea2c.config import Config
 from purea2c.errors import RunError
+from purea2c.mesh_run import MeshRun
 
 HEARTBEAT_TIMEOUT_S = 10  # a process without a heartbeat for this long is declared dead
 BEACON_S = 0.5  # how often each process announces itself
@@ -256,8 +257,8 @@ class AgreedStop:
 
 
 def mesh_run(parser: argparse.ArgumentParser, config: Config,
-             info: dict[str, Any]) -> sharding.MeshRun | None:
-    """The `sharding.MeshRun` that spreads the run over the devices, or None for the
+             info: dict[str, Any]) -> MeshRun | None:
+    """The `mesh_run.MeshRun` that spreads the run over the devices, or None for the
     vmapped run on one device. One data-parallel agent takes as many devices as it was
     created with (run.json ``data_parallel``). Seeds are sharded over all devices of all
     processes; on one process only when their count is a multiple of the device count
@@ -270,7 +271,7 @@ def mesh_run(parser: argparse.ArgumentParser, config: Config,
             parser.error(f"this run trains one agent over {data_parallel} devices (run.json "
                          f"data_parallel) and continues on as many; {where} {len(devices)}")
         try:
-            return sharding.MeshRun(config, 1, devices[:data_parallel], data_parallel=True)
+            return MeshRun(config, 1, devices[:data_parallel], data_parallel=True)
         except ValueError as e:
             parser.error(f"--data-parallel over {data_parallel} devices: {e}")
     if processes > 1:
@@ -278,7 +279,7 @@ def mesh_run(parser: argparse.ArgumentParser, config: Config,
             parser.error(f"--seeds {num_seeds} cannot be sharded over the {len(devices)} "
                          f"devices of {processes} processes: the seed count must be a multiple "
                          f"of the device count (each device trains seeds / {len(devices)})")
-        return sharding.MeshRun(config, num_seeds, devices)
+        return MeshRun(config, num_seeds, devices)
     if len(devices) > 1 and num_seeds % len(devices) == 0:
-        return sharding.MeshRun(config, num_seeds, devices)
+        return MeshRun(config, num_seeds, devices)
     return None

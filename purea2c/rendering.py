@@ -10,14 +10,15 @@ MinAtar, Pong, PointRobot, MetaMaze and FourRooms through matplotlib).
 
 from __future__ import annotations
 
+import functools
 import os
 import pathlib
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
+from purea2c import atomic
 from purea2c.config import Config
 from purea2c.errors import RunError
 
@@ -38,36 +39,21 @@ class Episode(NamedTuple):
 def play_episode(config: Config, params: Any, key: jax.Array, greedy: bool = True,
                  max_steps: int | None = None) -> Episode:
     """One episode of ``params.pi`` (a single seed's parameters) in the config's
-    environment, run as one compiled scan; returns its env states for drawing."""
+    environment, played by `purea2c.evaluation.play` as one compiled scan; returns its env
+    states for drawing."""
     from purea2c.agent import make_env
-    from purea2c.evaluation import make_policy
+    from purea2c.evaluation import make_policy, play
 
     env = make_env(config)
-    if max_steps is None:
-        max_steps = int(env.max_episode_steps)
     policy = make_policy(config, params, greedy=greedy)
-
-    @jax.jit
-    def rollout(key):
-        key, key_reset = jax.random.split(key)
-        obs, state = env.reset(key_reset)
-
-        def body(carry, _):
-            obs, state, key, done = carry
-            key, key_act, key_step = jax.random.split(key, 3)
-            out = env.step(key_step, state, policy(obs, None if greedy else key_act))
-            ended = jnp.logical_or(out.terminated, out.truncated)
-            return (out.obs, out.state, key, jnp.logical_or(done, ended)), (out.state,
-                                                                          out.reward, done)
-
-        _, (states, rewards, done_before) = jax.lax.scan(
-            body, (obs, state, key, jnp.zeros((), bool)), None, length=max_steps)
-        return state, states, rewards, done_before
-
-    first, states, rewards, done_before = jax.device_get(rollout(key))
-    length = int(np.sum(~np.asarray(done_before)))  # steps taken until (and with) the end
-    seq = [first] + [jax.tree.map(lambda x, t=t: x[t], states) for t in range(length)]
-    return Episode(seq, np.asarray(rewards[:length], np.float64))
+    played = jax.device_get(jax.jit(lambda k: play(
+        k, env, lambda obs, k_act: policy(obs, None if greedy else k_act), 1, max_steps,
+        keep_states=True))(key))
+    length = int(played.lengths[0])  # steps taken until (and with) the end
+    one = functools.partial(jax.tree.map, lambda x: x[0])
+    seq = [one(played.first_state)] + [jax.tree.map(lambda x, t=t: x[t, 0], played.states)
+                                        for t in range(length)]
+    return Episode(seq, np.asarray(played.rewards[:length, 0], np.float64))
 
 
 def draw_frames(config: Config, episode: Episode) -> tuple[list[np.ndarray], float]:
@@ -108,12 +94,8 @@ def write_gif(frames: list[np.ndarray], path: str | os.PathLike, fps: float,
     palette = sample.quantize(colors=128, dither=Image.Dither.NONE)
     frames_p = [im.quantize(palette=palette, dither=Image.Dither.NONE) for im in images]
     duration = max(20, int(round(1000 / fps / 10)) * 10)  # GIF delays are in 10 ms units
-    path = pathlib.Path(path)
-    tmp = path.with_name(path.name + ".tmp.gif")
-    frames_p[0].save(tmp, save_all=True, append_images=frames_p[1:], duration=duration,
-                     loop=0)
-    os.replace(tmp, path)
-    return path
+    return atomic.write_atomically(path, lambda f: frames_p[0].save(
+        f, format="GIF", save_all=True, append_images=frames_p[1:], duration=duration, loop=0))
 
 
 def render_gif(config: Config, params: Any, path: str | os.PathLike,

@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from purea2c import checkpoint, flags, sharding
+from purea2c import checkpoint, flags, mesh_run
 from purea2c.config import Config
 from purea2c.errors import RunError
 from purea2c.json_files import jsonable, read_json, write_json
@@ -172,10 +172,10 @@ def load_run(run_dir: str | os.PathLike) -> tuple[Config, dict[str, Any]]:
 
 def abstract_state(config: Config, num_seeds: int, data_parallel: int | None = None) -> Any:
     """Shapes and dtypes of a fresh vmapped `TrainState` (``jax.eval_shape``, no compile); of
-    one agent over ``data_parallel`` devices, as `sharding.MeshRun` checkpoints it, when
+    one agent over ``data_parallel`` devices, as `mesh_run.MeshRun` checkpoints it, when
     that is given."""
     if data_parallel is not None:
-        return sharding.data_parallel_abstract_state(config, data_parallel)
+        return mesh_run.data_parallel_abstract_state(config, data_parallel)
     keys = jax.random.split(jax.random.key(0), num_seeds)
     return jax.eval_shape(jax.vmap(init, in_axes=(0, None)), keys, config)
 

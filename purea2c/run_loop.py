@@ -1,7 +1,7 @@
 """A training run in chunks of one compiled program, reporting through callbacks.
 
-``jit(vmap(init))`` once, then ``jit(vmap(run, num_iterations=chunk))`` compiled once and
-called for every chunk. Each chunk is a whole XLA program (no host round-trip inside);
+``jit(vmap(agent.init))`` once, then ``jit(vmap(agent.run, num_iterations=chunk))`` compiled
+once and called for every chunk (`purea2c.agent.Agent`). Each chunk is a whole XLA program (no host round-trip inside);
 between chunks its metrics come back to the host and go to the callbacks, brax
 ``progress_fn`` style::
 
@@ -12,7 +12,7 @@ between chunks its metrics come back to the host and go to the callbacks, brax
 The loop knows nothing of files: the command line's metrics log, TensorBoard, progress bar
 and checkpoints are callbacks. A resumed run calls the same chunk program on the restored
 state, so it finishes bitwise equal to an uninterrupted run. A run spread over several
-devices or processes has `sharding.MeshRun` as its program, with the same interface.
+devices or processes has `mesh_run.MeshRun` as its program, with the same interface.
 
 Divergence is decided on the host, between chunks, from two of the metrics: ``finite``
 (False once a parameter or optimizer state is NaN or inf) and ``skipped_updates`` (the
@@ -26,6 +26,7 @@ chunk=...)`` applies the command line's check to them.
 
 from __future__ import annotations
 
+import functools
 import signal
 import sys
 import threading
@@ -34,22 +35,46 @@ from typing import Any, Callable, Iterable, NamedTuple
 import jax
 import numpy as np
 
-from purea2c import sharding, training
+from purea2c import sharding
+from purea2c.agent import Agent
 from purea2c.config import Config
-from purea2c.training import compiler_options, init, run
 # The chunk loop's callers strip a restored or fresh state through this module.
-from purea2c.training import strip_weak_types  # noqa: F401
+from purea2c.training import compiler_options, strip_weak_types  # noqa: F401
 
 # ``(iteration after the chunk, {metric: [seeds, chunk iterations]})``
 MetricsCallback = Callable[[int, dict[str, np.ndarray]], None]
 # ``(iteration, state)`` after a chunk whose iterations all ended finite
 StateCallback = Callable[[int, Any], None]
 
-# The programs of a vmapped run: seeds on the leading axis, one config for all. The init
-# compiles with purea2c's compiler options, as `init` does (on CPU in less than half the
-# time of XLA's defaults); `ChunkProgram` compiles the run with them.
-vmapped_init = training._jit(jax.vmap(init, in_axes=(0, None)))
-vmapped_run = jax.jit(jax.vmap(run, in_axes=(0, None, None)), static_argnums=2)
+
+def _vmapped_init(keys: jax.Array, config: Config) -> Any:
+    agent = Agent(config)
+    return jax.vmap(agent.init)(keys)
+
+
+def _vmapped_run(state: Any, config: Config, num_iterations: int) -> Any:
+    agent = Agent(config)
+    return jax.vmap(lambda one: agent.run(one, num_iterations))(state)
+
+
+@functools.cache
+def _programs(backend: str) -> tuple[Any, Any]:
+    """The jitted vmapped init and run, with purea2c's compiler options for ``backend`` (the
+    init on CPU in less than half the time of XLA's defaults)."""
+    del backend  # the cache key: compiler_options() depends on the default backend
+    return (jax.jit(_vmapped_init, compiler_options=compiler_options()),
+            jax.jit(_vmapped_run, static_argnums=2))
+
+
+def vmapped_init(keys: jax.Array, config: Config) -> Any:
+    """The fresh states of a vmapped run: one per key (seeds on the leading axis), one
+    config for all."""
+    return _programs(jax.default_backend())[0](keys, config.canonical())
+
+
+def vmapped_run(state: Any, config: Config, num_iterations: int) -> Any:
+    """``num_iterations`` more iterations of every seed of ``state``."""
+    return _programs(jax.default_backend())[1](state, config.canonical(), num_iterations)
 
 
 def auto_chunk_iterations(num_iterations: int, target_chunks: int = 100) -> int:
@@ -72,7 +97,8 @@ class ChunkProgram:
 
     def __call__(self, length: int) -> Any:
         if length not in self._compiled:
-            self._compiled[length] = vmapped_run.lower(self._state, self._config, length) \
+            run = _programs(jax.default_backend())[1]
+            self._compiled[length] = run.lower(self._state, self._config, length) \
                 .compile(compiler_options())
         return self._compiled[length]
 

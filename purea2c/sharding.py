@@ -30,6 +30,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from purea2c import training
+from purea2c.agent import Agent
 from purea2c.config import Config
 from purea2c.training import TrainResult
 
@@ -55,7 +56,7 @@ def swept_leaves(config: Config, num_runs: int) -> tuple[bool, ...]:
     return tuple(flags)
 
 
-def _check_even(num_runs: int, mesh: Mesh, axis: str) -> None:
+def check_even(num_runs: int, mesh: Mesh, axis: str) -> None:
     if axis not in mesh.shape:
         raise ValueError(f"mesh has no axis {axis!r}; its axes are {tuple(mesh.shape)}")
     num_devices = mesh.shape[axis]
@@ -80,7 +81,7 @@ def _local_train(keys: jax.Array, swept: list, shared: list, *, treedef: Any,
 
     def one(key, swept_one):
         config = jax.tree.unflatten(treedef, _merge(swept_one, shared, flags))
-        return training.train(key, config)  # traced here: inlined into this program
+        return Agent(config).train(key)  # traced here: inlined into this program
 
     return jax.vmap(one)(keys, swept)
 
@@ -106,7 +107,7 @@ def _program(backend: str) -> Any:
                    compiler_options=training.compiler_options())
 
 
-def _put(x: Any, sharding: NamedSharding) -> jax.Array:
+def put_global(x: Any, sharding: NamedSharding) -> jax.Array:
     """``x`` as a global array laid out by ``sharding``. An array that already spans the
     mesh's processes is resharded only if needed; any other value (a host value, the same on
     every process) goes through numpy, in JAX's dtype for it (float32 unless x64), and each
@@ -161,20 +162,20 @@ def train_sharded(keys: jax.Array, config: Config, mesh: Mesh | None = None, *,
         raise ValueError(f"keys must be [S] typed PRNG keys or [S, 2] raw uint32 keys; got "
                          f"shape {jnp.shape(keys)} and dtype {keys.dtype}")
     num_runs = jnp.shape(keys)[0]
-    _check_even(num_runs, mesh, axis)
+    check_even(num_runs, mesh, axis)
     leaves, treedef = jax.tree.flatten(config)
     flags = swept_leaves(config, num_runs)
     runs = NamedSharding(mesh, PartitionSpec(axis))
     replicated = NamedSharding(mesh, PartitionSpec())
-    swept = [_put(x, runs) for x, flag in zip(leaves, flags) if flag]
-    shared = [_put(x, replicated) for x, flag in zip(leaves, flags) if not flag]
-    keys, impl = _key_data(keys)
-    return _program(jax.default_backend())(_put(keys, runs), swept, shared, mesh=mesh,
+    swept = [put_global(x, runs) for x, flag in zip(leaves, flags) if flag]
+    shared = [put_global(x, replicated) for x, flag in zip(leaves, flags) if not flag]
+    keys, impl = split_key_data(keys)
+    return _program(jax.default_backend())(put_global(keys, runs), swept, shared, mesh=mesh,
                                            axis=axis, treedef=treedef, flags=flags,
                                            impl=impl)
 
 
-def _key_data(keys: jax.Array) -> tuple[jax.Array, Any]:
+def split_key_data(keys: jax.Array) -> tuple[jax.Array, Any]:
     """``(raw key data, impl)``: typed keys travel into the sharded program as their raw
     data and are re-wrapped on each device; raw keys pass unchanged (impl None)."""
     if jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key):
@@ -182,7 +183,7 @@ def _key_data(keys: jax.Array) -> tuple[jax.Array, Any]:
     return keys, None
 
 
-def _is_key(x: Any) -> bool:
+def is_key(x: Any) -> bool:
     return jax.dtypes.issubdtype(getattr(x, "dtype", np.float32), jax.dtypes.prng_key)
 
 
@@ -213,7 +214,7 @@ def fetch(tree: Any) -> Any:
 
 
 def _numpy(x: Any) -> np.ndarray:
-    return np.asarray(jax.random.key_data(x) if _is_key(x) else x)
+    return np.asarray(jax.random.key_data(x) if is_key(x) else x)
 
 
 def gather(tree: Any) -> Any:
@@ -259,7 +260,7 @@ def local_config(config: Config, num_devices: int) -> Config:
 _PER_DEVICE = ("env", "tracer", "buffer", "reward_norm")
 
 
-def _data_parallel_specs(axis: str) -> training.TrainState:
+def data_parallel_specs(axis: str) -> training.TrainState:
     """Where each part of a data-parallel state lives: one copy of the parameters, optimizer
     states, key and counters (identical on every device), and the per-device envs, tracer
     windows, buffer and reward normaliser (leading device axis)."""
@@ -268,33 +269,33 @@ def _data_parallel_specs(axis: str) -> training.TrainState:
                                   for name in training.TrainState._fields})
 
 
-def _per_device(state: training.TrainState, fn: Any) -> training.TrainState:
+def map_per_device(state: training.TrainState, fn: Any) -> training.TrainState:
     """``state`` with ``fn`` applied to every leaf of its per-device parts."""
     return state._replace(**{name: jax.tree.map(fn, getattr(state, name))
                              for name in _PER_DEVICE})
 
 
-def _local_init(key_data: jax.Array, config: Config, *, axis: str,
+def local_data_parallel_init(key_data: jax.Array, config: Config, *, axis: str,
                 impl: Any) -> training.TrainState:
     """One device's part of a fresh data-parallel agent (``config`` is the per-device
     `local_config`): its per-device parts get a leading device axis of 1."""
     key = jax.random.wrap_key_data(key_data, impl=impl)
-    return _per_device(training._init(key, config, axis_name=axis), lambda x: x[None])
+    return map_per_device(Agent(config, axis).init(key), lambda x: x[None])
 
 
-def _local_run(state: training.TrainState, config: Config, num_iterations: int, *,
+def local_data_parallel_run(state: training.TrainState, config: Config, num_iterations: int, *,
                axis: str) -> tuple[training.TrainState, training.Metrics]:
     """One device's part of ``num_iterations`` iterations of a data-parallel agent: the
     gradients are averaged and the statistics merged over ``axis`` (`train_data_parallel`)."""
-    state, metrics = training._run(_per_device(state, lambda x: x[0]), config, num_iterations,
-                                   axis_name=axis)
-    return _per_device(state, lambda x: x[None]), metrics
+    state, metrics = Agent(config, axis).run(map_per_device(state, lambda x: x[0]),
+                                             num_iterations)
+    return map_per_device(state, lambda x: x[None]), metrics
 
 
 def _local_data_parallel(key_data: jax.Array, config: Config, *, axis: str,
                          impl: Any) -> TrainResult:
-    state = _local_init(key_data, config, axis=axis, impl=impl)
-    return TrainResult(*_local_run(state, config, config.num_iterations, axis=axis))
+    state = local_data_parallel_init(key_data, config, axis=axis, impl=impl)
+    return TrainResult(*local_data_parallel_run(state, config, config.num_iterations, axis=axis))
 
 
 @functools.cache
@@ -307,7 +308,7 @@ def _data_parallel_program(backend: str) -> Any:
         # on every device because every update is a pmean (tests/test_sharding.py checks
         # each device's copy).
         return jax.shard_map(local, mesh=mesh, in_specs=(PartitionSpec(), PartitionSpec()),
-                             out_specs=TrainResult(_data_parallel_specs(axis), PartitionSpec()),
+                             out_specs=TrainResult(data_parallel_specs(axis), PartitionSpec()),
                              check_vma=False)(key_data, config)
 
     return jax.jit(program, static_argnames=("mesh", "axis", "impl"),
@@ -341,169 +342,8 @@ def train_data_parallel(key: jax.Array, config: Config, mesh: Mesh | None = None
     local = local_config(config, mesh.shape[axis])
     if not jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
         key = jax.random.wrap_key_data(key)
-    key_data, impl = _key_data(key)
+    key_data, impl = split_key_data(key)
     replicated = NamedSharding(mesh, PartitionSpec())
-    local = jax.tree.map(lambda x: _put(x, replicated), local)
+    local = jax.tree.map(lambda x: put_global(x, replicated), local)
     return _data_parallel_program(jax.default_backend())(
-        _put(key_data, replicated), local, mesh=mesh, axis=axis, impl=impl)
-
-
-# ------------------------------------------------------------------------------------------
-# The command line's runs on a mesh: a fresh or restored state, then chunks of iterations
-# ------------------------------------------------------------------------------------------
-
-
-def _is_spec(x: Any) -> bool:
-    return isinstance(x, PartitionSpec)
-
-
-def data_parallel_abstract_state(config: Config, num_devices: int) -> training.TrainState:
-    """Shapes and dtypes of a data-parallel agent's state over ``num_devices`` devices as
-    `MeshRun` holds it and the command line checkpoints it: a one-seed state, its per-device
-    parts (each device's envs, tracer windows, buffer and reward normaliser)
-    ``[1, num_devices, ...]``, every other leaf ``[1, ...]``."""
-    local = jax.eval_shape(training._init, jax.random.key(0), local_config(config, num_devices))
-
-    def grow(size):
-        return lambda x: jax.ShapeDtypeStruct((size, *x.shape), x.dtype)
-
-    return jax.tree.map(grow(1), _per_device(local, grow(num_devices)))
-
-
-class MeshRun:
-    """A run of the command line over the devices of a mesh, in chunks: its fresh state
-    (`init`), a checkpointed state put back on the devices (`place`), and the chunk program
-    (``mesh_run(length)(state, mesh_run.config) -> (state, metrics)``, compiled once per
-    length), as `run_loop.ChunkProgram` is for one device.
-
-    The state keeps the layout of the unsharded vmapped run, a leading seed axis on every
-    leaf (and metrics ``[seeds, iterations]``), so that checkpoints, metrics and the other
-    commands read it alike. Two ways to spread it:
-
-    - seeds (``data_parallel=False``): S independent seeds sharded along mesh axis
-      "seeds"; each device vmaps `training.init` and `training.run` over its S / n seeds,
-      as `train_sharded` does, with no collective.
-    - one agent (``data_parallel=True``, S = 1) whose envs are split over mesh axis "data",
-      computed by the same local functions as `train_data_parallel` (gradients averaged,
-      statistics merged at every update): each device holds its own part of the envs,
-      tracer windows, buffer and reward normaliser (``[1, n, ...]``, sharded along n), and a
-      copy of everything else (replicated).
-
-    The mesh may span the devices of several processes; every process then builds the same
-    `MeshRun` and makes the same calls, and holds its own devices' part of the state.
-    """
-
-    def __init__(self, config: Config, num_seeds: int, devices: Sequence[jax.Device],
-                 data_parallel: bool = False):
-        self.num_seeds, self.data_parallel = num_seeds, data_parallel
-        self.axis = "data" if data_parallel else "seeds"
-        self.mesh = jax.make_mesh((len(devices),), (self.axis,),
-                                  axis_types=(jax.sharding.AxisType.Auto,), devices=devices)
-        if data_parallel:
-            if num_seeds != 1:
-                raise ValueError(f"a data-parallel run trains one agent, not {num_seeds} seeds")
-            self._local = local_config(config, len(devices))
-            self.specs = jax.tree.map(lambda spec: PartitionSpec(None, *spec),
-                                      _data_parallel_specs(self.axis), is_leaf=_is_spec)
-            self._key_spec = self._metric_spec = PartitionSpec()
-        else:
-            _check_even(num_seeds, self.mesh, self.axis)
-            self._local = config
-            self.specs = self._key_spec = self._metric_spec = PartitionSpec(self.axis)
-        self._global_config = config
-        replicated = NamedSharding(self.mesh, PartitionSpec())
-        # The config as the programs take it: its traced leaves placed on the mesh (the
-        # per-device `local_config` for one data-parallel agent).
-        self.config = jax.tree.map(lambda x: _put(x, replicated), self._local)
-        options = training.compiler_options()
-        self._init = jax.jit(self._init_program, static_argnums=2, compiler_options=options)
-        self._run = jax.jit(self._run_program, static_argnums=2)
-        self._compiled: dict[int, Any] = {}
-        self._abstract: Any = None
-
-    # -- the programs ----------------------------------------------------------------------
-
-    def _local_init(self, key_data: jax.Array, config: Config, impl: Any) -> Any:
-        if self.data_parallel:
-            state = _local_init(key_data[0], config, axis=self.axis, impl=impl)
-            return training.strip_weak_types(jax.tree.map(lambda x: x[None], state))
-        keys = jax.random.wrap_key_data(key_data, impl=impl)
-        state = jax.vmap(training._init, in_axes=(0, None))(keys, config)
-        return training.strip_weak_types(state)
-
-    def _local_run(self, state: Any, config: Config, length: int) -> Any:
-        if self.data_parallel:
-            state, metrics = _local_run(jax.tree.map(lambda x: x[0], state), config, length,
-                                        axis=self.axis)
-            return jax.tree.map(lambda x: x[None], (state, metrics))
-        return jax.vmap(lambda one: training._run(one, config, length))(state)
-
-    def _init_program(self, key_data: jax.Array, config: Config, impl: Any) -> Any:
-        # check_vma=False, as in `train_sharded` and `train_data_parallel`: the scan carries
-        # start from constants; a data-parallel agent's parameters stay equal everywhere
-        # because every update is a pmean.
-        return jax.shard_map(functools.partial(self._local_init, impl=impl), mesh=self.mesh,
-                             in_specs=(self._key_spec, PartitionSpec()), out_specs=self.specs,
-                             check_vma=False)(key_data, config)
-
-    def _run_program(self, state: Any, config: Config, length: int) -> Any:
-        return jax.shard_map(functools.partial(self._local_run, length=length),
-                             mesh=self.mesh, in_specs=(self.specs, PartitionSpec()),
-                             out_specs=(self.specs, self._metric_spec),
-                             check_vma=False)(state, config)
-
-    # -- states ----------------------------------------------------------------------------
-
-    def abstract_state(self) -> Any:
-        """Shapes and dtypes of the state (no sharding): the ``like`` of its checkpoints."""
-        if self._abstract is None:
-            if self.data_parallel:
-                self._abstract = data_parallel_abstract_state(self._global_config,
-                                                              self.mesh.size)
-            else:
-                keys = jax.random.split(jax.random.key(0), self.num_seeds)
-                self._abstract = jax.eval_shape(jax.vmap(training._init, in_axes=(0, None)),
-                                                keys, self._local)
-        return self._abstract
-
-    def shardings(self) -> Any:
-        """The `NamedSharding` of every leaf of the state."""
-        return jax.tree.map(
-            lambda spec, part: jax.tree.map(lambda _: NamedSharding(self.mesh, spec), part),
-            self.specs, self.abstract_state(), is_leaf=_is_spec)
-
-    def init(self, seed: int) -> Any:
-        """The fresh state of seeds ``jax.random.split(jax.random.key(seed), S)`` (of the
-        one agent: the first of them, as a one-seed run on one device)."""
-        keys = jax.random.split(jax.random.key(seed), self.num_seeds)
-        key_data, impl = _key_data(keys)
-        return self._init(_put(key_data, NamedSharding(self.mesh, self._key_spec)),
-                          self.config, impl)
-
-    def place(self, state: Any) -> Any:
-        """``state`` (whole on every process, e.g. a restored checkpoint) laid out on the
-        mesh; every process passes the same value and keeps its own devices' part."""
-        def put(x, sharding):
-            if _is_key(x):
-                data = _put(jax.random.key_data(x), sharding)
-                return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
-            return _put(x, sharding)
-
-        return jax.tree.map(put, state, self.shardings())
-
-    # -- the chunk program, as `run_loop.ChunkProgram` -------------------------------------
-
-    def __call__(self, length: int) -> Any:
-        """The executable of ``length`` iterations: ``(state, self.config) -> (state,
-        metrics)``, compiled on the first call for that length."""
-        if length not in self._compiled:
-            like = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
-                                self.abstract_state(), self.shardings())
-            self._compiled[length] = self._run.lower(like, self.config, length).compile(
-                training.compiler_options())
-        return self._compiled[length]
-
-    def metric_dtypes(self, length: int) -> dict[str, np.dtype]:
-        """``{metric name: dtype}`` of the program's metrics, in the order of `Metrics`."""
-        info = self(length).out_info[1]
-        return {name: np.dtype(getattr(info, name).dtype) for name in info._fields}
+        put_global(key_data, replicated), local, mesh=mesh, axis=axis, impl=impl)

@@ -24,6 +24,7 @@ from purea2c import run_dir as rundir
 from purea2c.commands import EXIT_DIVERGED, TRAIN_RULES, check_flags, print_error, restore
 from purea2c.config import Config, check_memory
 from purea2c.errors import RunError
+from purea2c.mesh_run import MeshRun
 from purea2c.processes import say
 
 
@@ -83,7 +84,7 @@ def _create_run(run_dir: pathlib.Path, config: Config, info: dict[str, Any]) -> 
 
 
 def _start_state(args: argparse.Namespace, run_dir: pathlib.Path, config: Config,
-                 info: dict[str, Any], mesh_run: sharding.MeshRun | None
+                 info: dict[str, Any], mesh_run: MeshRun | None
                  ) -> tuple[Any, int]:
     """``(state, iteration)``: with ``--resume`` the newest intact checkpoint (if there is
     one), else the vmapped ``init`` of every seed's key; laid out by ``mesh_run`` when the

@@ -78,3 +78,33 @@ def test_new_fields_are_validated(field, value):
 def test_gsde_needs_box_actions():
     with pytest.raises(ValueError, match="exploration"):
         CFG.replace(exploration="gsde")  # CartPole: discrete
+
+
+def test_the_agent_object_is_the_training_program():
+    """`Agent(config)`'s pure init / run / train are what `purea2c.init` / `run` / `train`
+    compile: equal results, and init then two runs equal one train."""
+    import purea2c
+
+    key = jax.random.key(3)
+    a = agent.Agent(CFG)
+    plain = jax.jit(a.train)(key)
+    public = purea2c.train(key, CFG)
+    for x, y in zip(jax.tree.leaves((plain.state.params, plain.metrics)),
+                    jax.tree.leaves((public.state.params, public.metrics))):
+        np.testing.assert_allclose(np.asarray(x, np.float64), np.asarray(y, np.float64),
+                                   rtol=1e-5, atol=1e-6)
+    state, first = a.run(a.init(key), 4)
+    state, rest = a.run(state, CFG.num_iterations - 4)
+    np.testing.assert_array_equal(np.concatenate([first.env_steps, rest.env_steps]),
+                                  plain.metrics.env_steps)
+
+
+@pytest.mark.parametrize("field, table", [("optimizer", agent.OPTIMIZERS),
+                                          ("lr_schedule", agent.LR_SCHEDULES),
+                                          ("policy_objective", agent.POLICY_OBJECTIVES)])
+def test_every_choice_of_a_variant_has_one_entry_in_its_table(field, table):
+    for choice in table:
+        built = agent.Agent(CFG.replace(**{field: choice}))
+        assert built.config == CFG.replace(**{field: choice})
+    with pytest.raises(ValueError, match=field):
+        CFG.replace(**{field: "no-such-choice"})

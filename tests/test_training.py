@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import purea2c
-from purea2c import normalization, training
-from purea2c.agent import make_agent, make_networks
+from purea2c import normalization, stages, training
+from purea2c.agent import Agent, make_networks
 from purea2c.config import Config
 
 from helpers import assert_trees_equal, trees_equal
@@ -84,12 +84,13 @@ def test_chunked_run_equals_one_train_call(small_run):
 
 def test_repeated_calls_compile_once():
     config = SMALL.replace(gamma=0.97)
-    before = purea2c.train._cache_size()
+    program = training.program("train")
+    before = program._cache_size()
     purea2c.train(jax.random.key(0), config)
-    after_first = purea2c.train._cache_size()
+    after_first = program._cache_size()
     # A new key and a new traced value (same static fields) reuse the same program.
     purea2c.train(jax.random.key(1), config.replace(gamma=0.9, pi_learning_rate=3e-3))
-    assert purea2c.train._cache_size() == after_first <= before + 1
+    assert program._cache_size() == after_first <= before + 1
 
 
 def test_vmap_over_traced_learning_rate():
@@ -207,7 +208,8 @@ def test_compiler_options_per_backend_and_under_an_outer_jit():
     nested = jax.jit(lambda k: purea2c.train(k, SMALL))(key)
     for a, b in zip(jax.tree.leaves(alone.state.params), jax.tree.leaves(nested.state.params)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
-    assert purea2c.train.lower(key, SMALL).compile()(key, SMALL).state.iteration == \
+    compiled = training.program("train").lower(key, SMALL).compile()
+    assert compiled(key, SMALL).state.iteration == \
         SMALL.num_iterations
 
 
@@ -258,14 +260,13 @@ def test_policy_acts_on_normalised_observations_everywhere():
 
 def test_gsde_holds_its_exploration_matrix_for_sde_sample_freq_steps():
     config = PENDULUM.replace(exploration="gsde", sde_sample_freq=3)
-    agent = make_agent(config)
-    noise = np.asarray(training._action_noise(agent, config, jax.random.key(0)))
+    noise = np.asarray(stages.action_noise(Agent(config), jax.random.key(0)))
     assert noise.shape == (8, 4, 64, 1)
     for t in range(8):  # steps 0-2, 3-5, 6-7 share a matrix; blocks differ
         np.testing.assert_array_equal(noise[t], noise[3 * (t // 3)])
     assert not np.allclose(noise[0], noise[3])
     once = config.replace(sde_sample_freq=0)
-    noise = np.asarray(training._action_noise(agent, once, jax.random.key(0)))
+    noise = np.asarray(stages.action_noise(Agent(once), jax.random.key(0)))
     assert np.all(noise == noise[:1])
     out = purea2c.train(jax.random.key(0), config)
     _finite_metrics(out.metrics)
