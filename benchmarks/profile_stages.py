@@ -25,8 +25,7 @@ import purea2c  # noqa: E402
 from benchmarks import common  # noqa: E402
 from purea2c import replay, tracing  # noqa: E402
 
-# The package re-exports the function `train`, which shadows the module of the same name.
-from purea2c import training as train_mod  # noqa: E402
+from purea2c import stages  # noqa: E402
 
 NAME = "profile_stages"
 
@@ -41,8 +40,8 @@ def patched(module, name, fn):
         setattr(module, name, old)
 
 
-def no_update(s, config, buffer, carry, slots):
-    metrics = train_mod._UpdateMetrics(*(jnp.zeros(()),) * len(train_mod._UpdateMetrics._fields))
+def no_update(s, buffer, carry, slots):
+    metrics = stages.UpdateMetrics(*(jnp.zeros(()),) * len(stages.UpdateMetrics._fields))
     return carry, metrics._replace(skipped=jnp.zeros((), jnp.int32))
 
 
@@ -58,7 +57,7 @@ def no_trace(state, obs, action, log_prob, reward, terminated, truncated, final_
 
 def measure(config: purea2c.Config, repeats: int) -> dict:
     """Compile time and steady-state env steps/s of `train` at ``config`` as patched now."""
-    fn = jax.jit(lambda k, c: train_mod._train(k, c),  # a fresh cache for each variant
+    fn = jax.jit(lambda k, c: purea2c.Agent(c).train(k),  # a fresh cache for each variant
                  compiler_options=purea2c.compiler_options())
     key = jax.random.key(0)
     compiled, times = common.compile_fn(fn, key, config)
@@ -84,11 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     }
     variants = [
         ("full program", []),
-        ("- updates", [(train_mod, "_update", no_update)]),
-        ("- updates, buffer add", [(train_mod, "_update", no_update),
+        ("- updates", [(stages, "update", no_update)]),
+        ("- updates, buffer add", [(stages, "update", no_update),
                                    (replay, "add", no_add)]),
         ("- updates, buffer, tracer (env + policy)", [
-            (train_mod, "_update", no_update), (replay, "add", no_add),
+            (stages, "update", no_update), (replay, "add", no_add),
             (tracing, "step", no_trace)]),
     ]
     machine = common.machine_info()

@@ -104,7 +104,7 @@ class _LearnCarry(NamedTuple):
     opt_state: OptStates
 
 
-class _UpdateMetrics(NamedTuple):
+class UpdateMetrics(NamedTuple):
     value_loss: jax.Array
     policy_loss: jax.Array
     entropy: jax.Array
@@ -174,7 +174,7 @@ def policy_update(s: Any, carry: _LearnCarry, batch: tracing.Transition,
 
 
 def update(s: Any, buffer: replay.ReplayState, carry: _LearnCarry,
-           slots: jax.Array) -> tuple[_LearnCarry, _UpdateMetrics]:
+           slots: jax.Array) -> tuple[_LearnCarry, UpdateMetrics]:
     config = s.config
     batch = replay.take(buffer, slots)
     v_step = value_update(s, carry, batch)
@@ -201,7 +201,7 @@ def update(s: Any, buffer: replay.ReplayState, carry: _LearnCarry,
         apply = apply & finite
     new = jax.tree.map(lambda a, b: jnp.where(apply, a, b), new, carry)
     entropy, kl, td_mean = s.pmean((*pi_step.aux, jnp.mean(td_error)))
-    return new, _UpdateMetrics(v_step.loss, pi_step.loss, entropy, td_mean,
+    return new, UpdateMetrics(v_step.loss, pi_step.loss, entropy, td_mean,
                                pi_step.grad_norm, v_step.grad_norm, kl, skipped)
 
 
