@@ -507,7 +507,7 @@ def test_an_object_without_the_protocol_is_named(function, env, message):
 def test_divergence_refuses_a_negative_chunk():
     metrics = {"skipped_updates": np.zeros((2, 4), np.int32), "finite": np.ones((2, 4), bool)}
     _raises(lambda: purea2c.divergence(metrics, Config(), chunk=-1), ValueError,
-            "divergence: chunk must be >= 1, got -1")
+            "divergence: chunk must be an int >= 1, got -1")
 
 
 @pytest.mark.parametrize("keep", [-1, 1.5, True, "2"])
