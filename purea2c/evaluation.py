@@ -13,7 +13,7 @@ import jax.numpy as jnp
 
 from purea2c import distributions, envs
 from purea2c.config import Config
-from purea2c.agent import Params, make_networks, network_input
+from purea2c.agent import Agent, Params, network_input
 
 
 class Played(NamedTuple):
@@ -80,11 +80,11 @@ def _obs_norm(config: Config, params: Any) -> Any:
 def _evaluate(key: jax.Array, config: Config, params: Any, num_episodes: int, greedy: bool,
               max_steps: int | None) -> jax.Array:
     params = Params(params.pi, None, _obs_norm(config, params))
-    env, spec, nets = make_networks(config)
+    agent = Agent(config)
     return episode_returns(
-        key, env,
-        lambda obs, k: _act(config, nets, spec, params, obs, k, greedy), num_episodes,
-        max_steps)
+        key, agent.env,
+        lambda obs, k: _act(config, agent.nets, agent.action_spec, params, obs, k, greedy),
+        num_episodes, max_steps)
 
 
 def _act(config: Config, nets: Any, spec: envs.ActionSpec, params: Params, obs: Any,
@@ -126,8 +126,9 @@ def make_policy(config: Config, params: Any, greedy: bool = True
     clipped to the bounds for Box spaces. ``greedy=True`` takes the mode of pi and ignores
     ``key``; ``greedy=False`` samples and needs a ``key``.
     """
-    env, spec, nets = make_networks(config)
-    obs_spec = env.observation_spec
+    agent = Agent(config)
+    spec, nets = agent.action_spec, agent.nets
+    obs_spec = agent.env.observation_spec
     acting = jax.tree.map(jnp.asarray, Params(params.pi, None, _obs_norm(config, params)))
 
     @jax.jit

@@ -41,10 +41,10 @@ def play_episode(config: Config, params: Any, key: jax.Array, greedy: bool = Tru
     """One episode of ``params.pi`` (a single seed's parameters) in the config's
     environment, played by `purea2c.evaluation.play` as one compiled scan; returns its env
     states for drawing."""
-    from purea2c.agent import make_env
+    from purea2c.agent import Agent
     from purea2c.evaluation import make_policy, play
 
-    env = make_env(config)
+    env = Agent(config).env
     policy = make_policy(config, params, greedy=greedy)
     played = jax.device_get(jax.jit(lambda k: play(
         k, env, lambda obs, k_act: policy(obs, None if greedy else k_act), 1, max_steps,
@@ -59,9 +59,9 @@ def play_episode(config: Config, params: Any, key: jax.Array, greedy: bool = Tru
 def draw_frames(config: Config, episode: Episode) -> tuple[list[np.ndarray], float]:
     """RGB frames ``[H, W, 3]`` of an episode and their frame rate, drawn by the
     environment's adapter. Raises `RunError` for environments it cannot draw."""
-    from purea2c.agent import make_env
+    from purea2c.agent import Agent
 
-    return _drawer(make_env(config))(episode.states, episode.rewards)
+    return _drawer(Agent(config).env)(episode.states, episode.rewards)
 
 
 def _drawer(env: Any) -> Any:
@@ -103,9 +103,9 @@ def render_gif(config: Config, params: Any, path: str | os.PathLike,
                max_steps: int | None = None, scale: float = 1.0) -> Episode:
     """Plays one episode of ``params`` (one seed's `Params`) and writes it as a GIF to
     ``path``; returns the episode. Works for the environments whose adapter draws."""
-    from purea2c.agent import make_env
+    from purea2c.agent import Agent
 
-    _drawer(make_env(config))
+    _drawer(Agent(config).env)
     key = jax.random.key(0) if key is None else key
     episode = play_episode(config, params, key, greedy=greedy, max_steps=max_steps)
     frames, fps = draw_frames(config, episode)
