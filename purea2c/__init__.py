@@ -26,6 +26,7 @@ from purea2c.checkpoint import CheckpointError
 from purea2c.checkpoint import latest_step as latest_checkpoint_step
 from purea2c.checkpoint import restore as restore_checkpoint
 from purea2c.checkpoint import save as save_checkpoint
+from purea2c.compile_cache import enable_compile_cache
 from purea2c.config import Config
 from purea2c.evaluation import evaluate, make_policy
 from purea2c.run_loop import Divergence, divergence
@@ -44,6 +45,7 @@ __all__ = [
     "TrainState",
     "compiler_options",
     "divergence",
+    "enable_compile_cache",
     "envs",
     "evaluate",
     "init",

@@ -25,3 +25,12 @@ def test_train_fills_the_cache_and_the_flag_turns_it_off(tmp_path):
     # The cached programs give the same run.
     assert (tmp_path / "on" / "metrics.csv").read_bytes() == \
         (tmp_path / "off" / "metrics.csv").read_bytes()
+
+
+def test_the_python_api_offers_the_cache():
+    """`purea2c.enable_compile_cache` is the command line's function, public."""
+    import purea2c
+    from purea2c import compile_cache
+
+    assert purea2c.enable_compile_cache is compile_cache.enable_compile_cache
+    assert "enable_compile_cache" in purea2c.__all__
