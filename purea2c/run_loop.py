@@ -212,7 +212,8 @@ def divergence(metrics: Any, config: Config | None, start_iteration: int = 0,
     if len(set(shapes.values())) > 1:
         raise ValueError(f"divergence: the metrics' shapes differ: {shapes} (each must be "
                          "[seeds, iterations] or [iterations], the same for all)")
-    if "skipped_updates" in arrays and not isinstance(config, Config):
+    if "skipped_updates" in arrays and not all(
+            hasattr(config, name) for name in ("max_skipped_share", "updates_per_iteration")):
         raise TypeError(f"divergence: config must be the run's Config (its "
                         f"max_skipped_share and updates_per_iteration judge skipped_updates), "
                         f"got {type(config).__name__}")

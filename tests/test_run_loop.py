@@ -223,7 +223,7 @@ def test_divergence_takes_the_metrics_of_purea2c_train():
     assert text == ("diverged at iteration 3/4 (seed 0): 75% of its updates in iterations "
                     "3-4 were skipped as non-finite (more than max_skipped_share 0.5); first "
                     "non-finite quantity: value_loss")
-    with pytest.raises(ValueError, match="chunk must be >= 1"):
+    with pytest.raises(ValueError, match="chunk must be an int >= 1"):
         purea2c.divergence(metrics, config, chunk=0)
 
 
