@@ -315,7 +315,7 @@ def rejax_run(python: Path, name: str, seeds: int, budget: int, eval_episodes: i
     params = {"env": name, "seeds": seeds, "total_timesteps": budget,
               "eval_episodes": eval_episodes, "seed": 0}
     out = peers.run_worker(python, REJAX_WORKER, params, timeout,
-                           log_dir / f"rejax_{name}.log", env)
+                           log_dir / f"rejax_{name.replace('/', '_')}.log", env)
     if "error" in out:
         return dict(seeds=0, errors=[out["error"]], log=out.get("log"))
     threshold = THRESHOLDS.get(name)

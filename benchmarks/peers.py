@@ -188,6 +188,7 @@ def run_worker(python: str | Path, worker: Path, params: dict, timeout: float, l
         stderr += f"\n[benchmarks] killed after the {timeout:.0f} s timeout"
         rc = "timeout"
     wall = time.perf_counter() - start
+    log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text(f"$ {' '.join(cmd)}\n--- stdout\n{stdout[-20000:]}\n--- stderr\n{stderr}")
     lines = [ln for ln in stdout.splitlines() if ln.startswith(RESULT_PREFIX)]
     if lines:
