@@ -54,6 +54,7 @@ from flax import struct  # noqa: E402
 from rejax import PPO  # noqa: E402
 
 import _worker_util as util  # noqa: E402
+from rejax_worker import make_evaluator  # noqa: E402
 
 VERSIONS = ["rejax", "jax", "jaxlib", "flax", "optax", "gymnax", "distrax", "numpy", "brax",
             "craftax"]
@@ -76,10 +77,8 @@ class TallyState(struct.PyTreeNode):
     ended_count: jax.Array  # how many have ended
 
 
-class EpisodeTally:
-    """A gymnax (0.0.x API) environment whose state also counts the episodes that ended and
-    sums their returns. The wrapped env resets itself when an episode ends, as gymnax envs do;
-    everything else is the wrapped env's."""
+class Wrapper:
+    """Everything is the wrapped env's unless a subclass says otherwise."""
 
     def __init__(self, env: Any):
         self.env = env
@@ -90,6 +89,12 @@ class EpisodeTally:
         if name == "env" or name.startswith("__"):
             raise AttributeError(name)
         return getattr(self.env, name)
+
+
+class EpisodeTally(Wrapper):
+    """A gymnax (0.0.x API) environment whose state also counts the episodes that ended and
+    sums their returns. The wrapped env resets itself when an episode ends, as gymnax envs do;
+    everything else is the wrapped env's."""
 
     def reset(self, key, params=None):
         obs, inner = self.env.reset(key, params)
@@ -168,18 +173,10 @@ def make_env(env_name: str):
     return env, env_params
 
 
-class GymnaxSpaces:
+class GymnaxSpaces(Wrapper):
     """An env whose action and observation spaces are given as gymnax 0.0.9's classes
     (Discrete with the same ``n``; Box with the same bounds, shape and dtype); everything
     else is the wrapped env's."""
-
-    def __init__(self, env: Any):
-        self.env = env
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "env" or name.startswith("__"):
-            raise AttributeError(name)
-        return getattr(self.env, name)
 
     def reset(self, key, params=None):
         return self.env.reset(key, params)
@@ -211,17 +208,14 @@ def make_algo(env_name: str, total_timesteps: int):
 
 
 def make_policy_evaluator(algo, env, env_params, num_episodes: int):
-    """``evaluate(ts, key, greedy)`` -> returns ``[num_episodes]``: fresh episodes played in
-    parallel for ``max_steps_in_episode`` steps, each counted until it first ends. Greedy is
-    the argmax of the logits (discrete) or the Gaussian's mean clipped to the action range;
-    else a sample (rejax's ``act``). Observations are normalised by the run's statistics
-    where the settings normalise them, as rejax's ``make_act`` does."""
-    max_steps = int(getattr(env_params, "max_steps_in_episode", None)
-                    or env_params.max_timesteps)
+    """rejax_worker's ``evaluate``, taking the train state: greedy is the argmax of the logits
+    (discrete) or the Gaussian's mean clipped to the action range; else a sample (rejax's
+    ``act``). Observations are normalised by the run's statistics where the settings
+    normalise them, as rejax's ``make_act`` does."""
     normalize = getattr(algo, "normalize_observations", False)
     low_high = getattr(algo.actor, "action_range", None)
 
-    def action(ts, obs, key, greedy):
+    def act(ts, obs, key, greedy):
         if normalize:
             obs = algo.normalize_obs(ts.obs_rms_state, obs)
         params = ts.actor_ts.params
@@ -232,25 +226,7 @@ def make_policy_evaluator(algo, env, env_params, num_episodes: int):
             return jnp.argmax(dist.logits, axis=-1)
         return jnp.clip(dist.mean(), low_high[0], low_high[1])
 
-    def evaluate(ts, key, greedy: bool):
-        key, key_reset = jax.random.split(key)
-        obs, state = jax.vmap(env.reset, in_axes=(0, None))(
-            jax.random.split(key_reset, num_episodes), env_params)
-
-        def body(carry, _):
-            obs, state, key, alive, total = carry
-            key, key_act, key_step = jax.random.split(key, 3)
-            act = action(ts, obs, key_act, greedy)
-            obs, state, reward, done, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
-                jax.random.split(key_step, num_episodes), state, act, env_params)
-            total = total + jnp.where(alive, reward, 0.0)
-            return (obs, state, key, alive & ~done, total), None
-
-        carry = (obs, state, key, jnp.ones(num_episodes, bool), jnp.zeros(num_episodes))
-        (_, _, _, _, total), _ = jax.lax.scan(body, carry, None, length=max_steps)
-        return total
-
-    return evaluate
+    return make_evaluator(algo, env, env_params, num_episodes, act)
 
 
 def curve(steps: np.ndarray, ended_sum: np.ndarray, ended_count: np.ndarray):

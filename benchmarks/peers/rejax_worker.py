@@ -77,14 +77,20 @@ def speed(p: dict) -> dict:
             "schedule": config | {"num_epochs": 1, "num_minibatches": 1, "eval": "off"}}
 
 
-def make_evaluator(algo, env, env_params, num_episodes: int):
+def make_evaluator(algo, env, env_params, num_episodes: int, act=None):
     """``evaluate(params, key, greedy)`` -> returns ``[num_episodes]``: fresh episodes played
-    in parallel for ``max_steps_in_episode`` steps, each counted until it first ends; greedy
-    is the argmax of the logits, else a sample. Also rejax_learning_worker.py's evaluation."""
-    max_steps = int(env_params.max_steps_in_episode)
+    in parallel for ``max_steps_in_episode`` (else ``max_timesteps``) steps, each counted until
+    it first ends. ``act(params, obs, key, greedy)`` gives the actions; by default greedy is
+    the argmax of the logits of ``params`` (the actor's), else a sample. Also
+    rejax_learning_worker.py's evaluation."""
+    max_steps = int(getattr(env_params, "max_steps_in_episode", None)
+                    or env_params.max_timesteps)
 
-    def logits(params, obs):
-        return algo.actor.apply(params, obs, method=lambda m, o: m._action_dist(o).logits)
+    def logits_act(params, obs, key, greedy):
+        lg = algo.actor.apply(params, obs, method=lambda m, o: m._action_dist(o).logits)
+        return jnp.argmax(lg, axis=-1) if greedy else jax.random.categorical(key, lg, axis=-1)
+
+    act = logits_act if act is None else act
 
     def evaluate(params, key, greedy: bool):
         key, key_reset = jax.random.split(key)
@@ -94,9 +100,7 @@ def make_evaluator(algo, env, env_params, num_episodes: int):
         def body(carry, _):
             obs, state, key, alive, total = carry
             key, key_act, key_step = jax.random.split(key, 3)
-            lg = logits(params, obs)
-            action = (jnp.argmax(lg, axis=-1) if greedy
-                      else jax.random.categorical(key_act, lg, axis=-1))
+            action = act(params, obs, key_act, greedy)
             obs, state, reward, done, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
                 jax.random.split(key_step, num_episodes), state, action, env_params)
             total = total + jnp.where(alive, reward, 0.0)
