@@ -26,7 +26,15 @@ from typing import Any, Callable, Sequence
 
 import jax
 
+import purea2c
 from purea2c.run_dir import config_to_json, dist_versions
+
+# These scripts time compilation: JAX's persistent cache is off in them and in the processes
+# they start (a cached program would time as a load from disk), except where a script turns
+# it on to measure it (peers.py's warm and cold solves).
+os.environ.setdefault("PUREA2C_COMPILE_CACHE", "0")
+if not purea2c.compile_cache.default_enabled():
+    purea2c.enable_compile_cache(False)
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 REPO_ROOT = Path(__file__).resolve().parents[1]

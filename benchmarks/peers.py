@@ -162,9 +162,11 @@ class Workers:
         if lib in ("purea2c", WARM):
             worker = "purea2c"
             env["PYTHONPATH"] = str(REPO)
-            if lib == WARM:  # JAX's persistent cache in a folder of this run's own
-                env["PUREA2C_CACHE_DIR"] = str(self.log_dir / "compile_cache")
-                params["compile_cache"] = True
+            # purea2c's default persistent cache: warm in a folder this run fills first,
+            # cold in a fresh empty folder per process (a new user's first run).
+            env["PUREA2C_COMPILE_CACHE"] = "1"
+            env["PUREA2C_CACHE_DIR"] = str(self.log_dir / ("compile_cache" if lib == WARM
+                                                           else f"cold_cache_{self.count:03d}"))
         else:  # a peer's venv must not see purea2c's environment
             env.pop("PYTHONPATH", None)
         log = self.log_dir / f"{self.count:03d}_{lib}_{params['mode']}.log"

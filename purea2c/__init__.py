@@ -26,7 +26,7 @@ from purea2c.checkpoint import CheckpointError
 from purea2c.checkpoint import latest_step as latest_checkpoint_step
 from purea2c.checkpoint import restore as restore_checkpoint
 from purea2c.checkpoint import save as save_checkpoint
-from purea2c.compile_cache import enable_compile_cache
+from purea2c.compile_cache import enable_compile_cache, use_default_compile_cache
 from purea2c.config import Config
 from purea2c.evaluation import evaluate, make_policy
 from purea2c.run_loop import Divergence, divergence
@@ -58,3 +58,7 @@ __all__ = [
     "train",
 ]
 __version__ = "0.1.0"
+
+# JAX's persistent compilation cache, on unless $PUREA2C_COMPILE_CACHE=0 or the user chose a
+# folder (purea2c.compile_cache); `enable_compile_cache(False)` turns it off.
+use_default_compile_cache()

@@ -261,8 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     args.argv, args.session, args.wandb_run = (argv if argv is None else list(argv)), None, None
     handler = {"train": _train, "evaluate": _evaluate_command,
                "render": _render_command, "envs": _envs_command}[args.command]
-    if not args.no_compile_cache:
-        enable_compile_cache()
+    if args.no_compile_cache:  # on since ``import purea2c``, unless $PUREA2C_COMPILE_CACHE=0
+        enable_compile_cache(False)
     error = lost = None
     try:
         status = handler(args, subparser)

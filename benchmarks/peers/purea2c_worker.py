@@ -2,8 +2,9 @@
 
 speed: ``{"mode": "speed", "config": {...Config fields...} or "preset": "coax_a2c",
           "target_s": 3, "repeats": 3}``
-solve: ``{"mode": "solve", "seed": 0, "eval_every": 10000, ...}`` at ``Config()``; with
-       ``"compile_cache": true``, JAX's persistent compilation cache in $PUREA2C_CACHE_DIR.
+solve: ``{"mode": "solve", "seed": 0, "eval_every": 10000, ...}`` at ``Config()``; JAX's
+       persistent compilation cache is purea2c's default one, in $PUREA2C_CACHE_DIR (peers.py
+       gives each cold process an empty folder and the warm ones a filled one).
 """
 
 from __future__ import annotations
@@ -44,10 +45,6 @@ def speed(p: dict) -> dict:
 
 
 def solve(p: dict) -> dict:
-    if p.get("compile_cache"):  # the command line's cache, in $PUREA2C_CACHE_DIR
-        from purea2c.cli import enable_compile_cache
-
-        enable_compile_cache()
     config = make_config(p)
     chunk = max(1, math.ceil(p["eval_every"] / config.steps_per_iteration))
     key_train, key_eval = jax.random.split(jax.random.key(p["seed"]))
