@@ -90,10 +90,13 @@ def make_networks(config: Config) -> tuple[Any, envs.ActionSpec, networks.Networ
 
 def make_optimizer(config: Config, learning_rate: Any) -> optax.GradientTransformation:
     """One updater: global-norm clipping, then Adam or RMSprop at ``learning_rate`` (traced)
-    under ``config.lr_schedule``."""
+    under ``config.lr_schedule``, on the network's parameters raveled into one vector
+    (``optax.flatten``: the same elementwise update, with one kernel per step of the
+    optimizer instead of one per parameter leaf; the default program optimises to 45% fewer
+    HLO instructions, benchmarks/results/program_ops_cpu.md)."""
     rate = LR_SCHEDULES[config.lr_schedule](learning_rate, config)
-    return optax.chain(optax.clip_by_global_norm(config.max_grad_norm),
-                       OPTIMIZERS[config.optimizer](rate))
+    return optax.flatten(optax.chain(optax.clip_by_global_norm(config.max_grad_norm),
+                                     OPTIMIZERS[config.optimizer](rate)))
 
 
 class Agent:

@@ -92,3 +92,27 @@ def solve_loop(make: Callable[[], Any], train_chunk: Callable[[Any], Any],
             "steps_to_solve": steps if solved else None, "train_s": train_s,
             "setup_s": setup_s, "first_chunk_s": first_chunk_s, "eval_s": eval_s,
             "env_steps": steps, "curve": curve}
+
+
+def program_counts(stablehlo: str, optimized_hlo: str) -> dict[str, Any]:
+    """What a program is made of: StableHLO ops by kind (``jit(f).lower(...).as_text()``),
+    and in XLA's optimised HLO (``.compile().as_text()``) its lines, instructions, fusions by
+    kind, while loops and dots. The same counts for every library (benchmarks/program_ops.py)."""
+    import collections
+    import re
+
+    ops = collections.Counter(re.findall(r"\b(stablehlo\.[a-z_0-9]+|func\.call)\b", stablehlo))
+    lines = optimized_hlo.splitlines()
+    instructions = [ln for ln in lines if re.match(r"\s*(ROOT\s+)?%?[\w.\-]+ = ", ln)]
+    fusion_kinds = collections.Counter(re.findall(r"\bfusion\(.*kind=(k\w+)", optimized_hlo))
+    return {
+        "stablehlo_ops": sum(ops.values()),
+        "stablehlo_by_kind": dict(ops.most_common()),
+        "hlo_lines": len(lines),
+        "hlo_instructions": len(instructions),
+        "fusions": sum(fusion_kinds.values()),
+        "fusions_by_kind": dict(fusion_kinds),
+        "while_loops": len(re.findall(r"\bwhile\(", optimized_hlo)),
+        "dots": len(re.findall(r"\b(dot|convolution)\(", optimized_hlo)),
+        "custom_calls": len(re.findall(r"\bcustom-call\(", optimized_hlo)),
+    }

@@ -3,6 +3,7 @@
 speed: rejax PPO at SB3 A2C's schedule (8 envs x 5 steps, 1 epoch, 1 minibatch), tanh
        64-64, evaluation callback off; the whole ``train`` program jitted, compile time apart,
        steady state the median of several calls.
+ops:   the op and fusion counts of the speed program (benchmarks/program_ops.py).
 solve: rejax's own CartPole PPO config (configs/gymnax/cartpole.yaml in the rejax repository),
        trained in chunks by passing the train state back to ``train``; evaluation callback off
        during training, greedy evaluation between chunks.
@@ -77,6 +78,20 @@ def speed(p: dict) -> dict:
             "schedule": config | {"num_epochs": 1, "num_minibatches": 1, "eval": "off"}}
 
 
+def ops(p: dict) -> dict:
+    """The op and fusion counts of the `speed` program (benchmarks/program_ops.py)."""
+    config = {"env": ENV, "agent_kwargs": {"activation": "tanh"}, "num_envs": p.get("num_envs", 8),
+              "num_steps": p.get("num_steps", 5), "num_epochs": 1, "num_minibatches": 1}
+    algo = make_algo(config, p.get("total_timesteps", 10_000))
+    start = time.perf_counter()
+    lowered = jax.jit(algo.train).lower(jax.random.PRNGKey(0))
+    lower_s = time.perf_counter() - start
+    compiled = lowered.compile()
+    compile_s = time.perf_counter() - start - lower_s
+    return {**util.program_counts(lowered.as_text(), compiled.as_text()),
+            "lower_s": lower_s, "compile_s": compile_s, "schedule": config}
+
+
 def make_evaluator(algo, env, env_params, num_episodes: int, act=None):
     """``evaluate(params, key, greedy)`` -> returns ``[num_episodes]``: fresh episodes played
     in parallel for ``max_steps_in_episode`` (else ``max_timesteps``) steps, each counted until
@@ -145,7 +160,7 @@ def solve(p: dict) -> dict:
 
 def main() -> None:
     p = util.params()
-    out = speed(p) if p["mode"] == "speed" else solve(p)
+    out = {"speed": speed, "solve": solve, "ops": ops}[p["mode"]](p)
     out["versions"] = util.versions(VERSIONS)
     out["devices"] = [str(d) for d in jax.devices()]
     util.emit(out)
