@@ -26,6 +26,7 @@ chunk=...)`` applies the command line's check to them.
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import signal
 import sys
@@ -72,6 +73,12 @@ def vmapped_init(keys: jax.Array, config: Config) -> Any:
     return _programs(jax.default_backend())[0](keys, config.canonical())
 
 
+def vmapped_init_shapes(keys: jax.Array, config: Config) -> Any:
+    """The shapes and dtypes of ``vmapped_init(keys, config)``, traced, not run (the trace
+    is the one the call then reuses)."""
+    return _programs(jax.default_backend())[0].trace(keys, config.canonical()).out_info
+
+
 def vmapped_run(state: Any, config: Config, num_iterations: int) -> Any:
     """``num_iterations`` more iterations of every seed of ``state``."""
     return _programs(jax.default_backend())[1](state, config.canonical(), num_iterations)
@@ -86,20 +93,39 @@ def auto_chunk_iterations(num_iterations: int, target_chunks: int = 100) -> int:
 
 class ChunkProgram:
     """``program(length)``: the executable of ``vmapped_run`` for ``length`` iterations on
-    states like ``state``, compiled (``.lower(...).compile()``) once per length."""
+    states like ``state`` (arrays, or their shapes: ``jax.eval_shape(vmapped_init, ...)``),
+    compiled (``.lower(...).compile()``) once per length.
+
+    ``program.start(length)`` compiles on a thread instead, so that the caller can make the
+    first state meanwhile (XLA compiles without holding the GIL: on 2 CPU cores the
+    command line's init and its chunk program compile side by side); ``program(length)``
+    then waits for it, and raises what the compilation raised."""
 
     def __init__(self, state: Any, config: Config):
         # shapes only: the program is lowered without holding on to the first state
         self._state = jax.tree.map(
-            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state)
+            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype,
+                                           sharding=getattr(x, "sharding", None)), state)
         self._config = config
         self._compiled: dict[int, Any] = {}
+        self._pending: dict[int, concurrent.futures.Future] = {}
+
+    def _compile(self, length: int) -> Any:
+        run = _programs(jax.default_backend())[1]
+        return run.lower(self._state, self._config, length).compile(compiler_options())
+
+    def start(self, length: int) -> None:
+        """Starts compiling the program for ``length`` on a thread (once)."""
+        if length not in self._compiled and length not in self._pending:
+            pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="compile")
+            self._pending[length] = pool.submit(self._compile, length)
+            pool.shutdown(wait=False)
 
     def __call__(self, length: int) -> Any:
         if length not in self._compiled:
-            run = _programs(jax.default_backend())[1]
-            self._compiled[length] = run.lower(self._state, self._config, length) \
-                .compile(compiler_options())
+            pending = self._pending.pop(length, None)
+            self._compiled[length] = (pending.result() if pending is not None
+                                      else self._compile(length))
         return self._compiled[length]
 
     def metric_dtypes(self, length: int) -> dict[str, np.dtype]:

@@ -163,12 +163,15 @@ def train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         say(f"purea2c: differs from the run's record: {'; '.join(session.changes)}")
     with run_loop.StopRequest() as stop:
         start = time.perf_counter()
-        state, resume_step = _start_state(args, run_dir, config, info, mesh_run)
-        session.reached(resume_step)
-        if mesh_run is None:
-            program, program_config = run_loop.ChunkProgram(state, config), config
+        if mesh_run is None:  # compiled on a thread while the first state is made
+            keys = jax.random.split(jax.random.key(seed), num_seeds)
+            like = run_loop.vmapped_init_shapes(keys, config)
+            program, program_config = run_loop.ChunkProgram(like, config), config
+            program.start(chunk)
         else:
             program, program_config = mesh_run, mesh_run.config
+        state, resume_step = _start_state(args, run_dir, config, info, mesh_run)
+        session.reached(resume_step)
         say("compiling the training program ... ", end="", flush=True)
         dtypes = {**program.metric_dtypes(chunk), run_loop.DIVERGED: np.dtype(bool)}
         rest = "" if num_iterations % chunk == 0 else f" + one of {num_iterations % chunk}"

@@ -302,6 +302,9 @@ class _FakeChunks:
     def __init__(self, state, config):
         pass
 
+    def start(self, length):
+        pass
+
     def metric_dtypes(self, length):
         return {"env_steps": np.dtype(np.int32), "episodes": np.dtype(np.int32),
                 "episode_return": np.dtype(np.float32), "finite": np.dtype(bool)}
