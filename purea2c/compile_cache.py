@@ -10,9 +10,10 @@ every program the process compiles, purea2c's and the caller's alike, unless
 
 ``purea2c.enable_compile_cache(False)`` turns purea2c's cache off again, and
 ``purea2c.enable_compile_cache()`` on, at any time: a switch of the process, not of a
-`Config`. The command line's ``--no-compile-cache`` is the same switch. The folder is
-bounded (`MAX_SIZE_BYTES`, least recently used entries evicted) where the ``filelock``
-package is installed.
+`Config`. The command line's ``--no-compile-cache`` is the same switch. The folder is not
+bounded (JAX's default; a compiled training program is a few MB): delete it to reclaim the
+space. JAX's size bound (``jax_compilation_cache_max_size``) is not set, because its
+eviction fails on entries written without it, such as an earlier purea2c's.
 """
 
 from __future__ import annotations
@@ -24,9 +25,6 @@ import jax
 from jax.experimental.compilation_cache import compilation_cache
 
 ENV_SWITCH = "PUREA2C_COMPILE_CACHE"
-# The cache folder's bound (JAX's ``jax_compilation_cache_max_size``); a compiled training
-# program is a few MB.
-MAX_SIZE_BYTES = 2 << 30
 _OFF = {"0", "false", "no", "off"}
 _ours: str | None = None  # the folder purea2c set, if it set one
 
@@ -83,19 +81,9 @@ def enable_compile_cache(enabled: bool = True) -> pathlib.Path | None:
     if current != str(directory):
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
-        if jax.config.jax_compilation_cache_max_size == -1 and _has_filelock():
-            jax.config.update("jax_compilation_cache_max_size", MAX_SIZE_BYTES)
         _ours = str(directory)
         _set_dir(_ours)
     return directory
-
-
-def _has_filelock() -> bool:
-    try:
-        import filelock  # noqa: F401  (JAX's eviction needs it)
-    except ImportError:
-        return False
-    return True
 
 
 def default_enabled() -> bool:

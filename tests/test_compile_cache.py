@@ -91,3 +91,24 @@ def test_an_unwritable_folder_means_no_cache_and_no_error(tmp_path):
     blocker.write_text("not a folder")
     out = _python(_CODE.format(between=""), tmp_path, PUREA2C_CACHE_DIR=str(blocker / "jax"))
     assert out == "None"
+
+
+def test_a_folder_filled_without_eviction_records_is_used_without_errors(tmp_path):
+    """Entries an earlier purea2c (or plain JAX) wrote carry no eviction records; JAX's size
+    bound would fail on them at every write, so purea2c leaves the folder unbounded."""
+    code = _CODE.format(between="")
+    _python(code, tmp_path, PUREA2C_COMPILE_CACHE="0",  # plain JAX fills it first
+            JAX_COMPILATION_CACHE_DIR=str(tmp_path / "cache"),
+            JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+            JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="-1")
+    assert list((tmp_path / "cache").iterdir())
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PUREA2C_COMPILE_CACHE", "JAX_COMPILATION_CACHE_DIR")}
+    env["PUREA2C_CACHE_DIR"] = str(tmp_path / "cache")
+    proc = subprocess.run([sys.executable, "-c", code.replace("after_import(x): return x + 2",
+                                                              "after_import(x): return x - 2")
+                           + "print(jax.config.jax_compilation_cache_max_size)"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "Error writing persistent compilation cache" not in proc.stderr, proc.stderr
+    assert proc.stdout.split() == [str(tmp_path / "cache"), "-1"]
