@@ -162,9 +162,11 @@ class Workers:
         if lib in ("purea2c", WARM):
             worker = "purea2c"
             env["PYTHONPATH"] = str(REPO)
-            # purea2c's default persistent cache: warm in a folder this run fills first,
-            # cold in a fresh empty folder per process (a new user's first run).
-            env["PUREA2C_COMPILE_CACHE"] = "1"
+            # Solves: purea2c's default persistent cache, warm in a folder this run fills
+            # first, cold in a fresh empty folder per process (a new user's first run).
+            # Speed rows compile without it, as the peers do (no time spent writing it).
+            solve = params["mode"] == "solve"
+            env["PUREA2C_COMPILE_CACHE"] = "1" if solve else "0"
             env["PUREA2C_CACHE_DIR"] = str(self.log_dir / ("compile_cache" if lib == WARM
                                                            else f"cold_cache_{self.count:03d}"))
         else:  # a peer's venv must not see purea2c's environment
