@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
             res = peers.run_worker(python, peers.WORKERS / "rejax_worker.py",
                                    {"mode": "ops", "total_timesteps": 10_000}, 900,
                                    common.RESULTS_DIR / "logs" / f"{NAME}_rejax.log",
-                                   {k: v for k, v in __import__("os").environ.items()
+                                   {k: v for k, v in os.environ.items()
                                     if k != "PYTHONPATH"})
             if "error" in res:
                 print(f"[rejax] {res['error']}")

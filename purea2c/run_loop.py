@@ -93,7 +93,7 @@ def auto_chunk_iterations(num_iterations: int, target_chunks: int = 100) -> int:
 
 class ChunkProgram:
     """``program(length)``: the executable of ``vmapped_run`` for ``length`` iterations on
-    states like ``state`` (arrays, or their shapes: ``jax.eval_shape(vmapped_init, ...)``),
+    states like ``state`` (arrays, or their shapes: `vmapped_init_shapes`),
     compiled (``.lower(...).compile()``) once per length.
 
     ``program.start(length)`` compiles on a thread instead, so that the caller can make the
