@@ -6,7 +6,9 @@ measurements run in worker scripts (``benchmarks/peers/*_worker.py``) started as
 each printing one JSON line; purea2c's worker runs in the current interpreter's environment.
 Time to solve is measured for purea2c twice: from a cold start (every program compiled in
 the process), and with JAX's persistent compilation cache warmed by one unmeasured process
-(the command line's cache, as a user's second run finds it).
+(the command line's cache, as a user's second run finds it). With rejax, a second speed row
+compares the MinAtar CNN (16 seeds of Breakout-MinAtar vmapped, the same network and
+schedule on both sides); every speed row reports each process's peak host RSS.
 
     python benchmarks/peers.py [--peers sb3,rejax,coax] [--seeds 5] [--quick] [--label cpu]
 """
@@ -211,46 +213,68 @@ def run_worker(python: str | Path, worker: Path, params: dict, timeout: float, l
 # SB3 A2C's schedule: 8 envs x 5 steps, one full-batch update of 40 per rollout.
 SB3_SCHEDULE = {"num_envs": 8, "rollout_length": 5, "buffer_capacity": 40, "batch_size": 40,
                 "num_passes": 1, "n_step": 5, "clear_buffer": True}
+# row -> (peer library, purea2c's worker params, the peer's, the schedule in words)
 SPEED_PAIRS = {
-    "sb3": ({"config": SB3_SCHEDULE}, {"n_envs": 8, "n_steps": 5},
+    "sb3": ("sb3", {"config": SB3_SCHEDULE}, {"n_envs": 8, "n_steps": 5},
             "8 envs x 5 steps, 1 update of batch 40 per rollout (SB3 A2C default)"),
-    "rejax": ({"config": SB3_SCHEDULE}, {"num_envs": 8, "num_steps": 5},
+    "rejax": ("rejax", {"config": SB3_SCHEDULE}, {"num_envs": 8, "num_steps": 5},
               "8 envs x 5 steps, 1 epoch, 1 minibatch of 40 (rejax PPO, eval off)"),
-    "coax": ({"preset": "coax_a2c"}, {"hidden": 64},
+    # The MinAtar CNN: the same network (one 16-channel 3x3 convolution, relu, 128 units)
+    # and schedule (purea2c's preset) on both sides; 16 trainings vmapped in one program, and
+    # one training alone (without vmap, flax's convolution has unbatched weights). rejax's
+    # 16-seed program takes ~30 s per call here, so it is timed once per alternation.
+    "rejax-minatar": ("rejax", {"preset": "Breakout-MinAtar", "seeds": 16},
+                      {"minatar": True, "seeds": 16, "repeats": 1},
+                      "Breakout-MinAtar, 16 seeds vmapped, 64 envs x 16 steps, 2 passes of 4 "
+                      "minibatches of 256; MinAtar's CNN on both sides (rejax PPO with "
+                      "flax nn.Conv; purea2c's Breakout-MinAtar preset)"),
+    "rejax-minatar-1": ("rejax", {"preset": "Breakout-MinAtar"}, {"minatar": True},
+                        "the same, one seed (no vmap)"),
+    "coax": ("coax", {"preset": "coax_a2c"}, {"hidden": 64},
              "1 env, buffer 256 -> 32 updates of batch 32, clear (coax A2C stub = "
              "Config.coax_a2c())"),
 }
 
 
 def speed_comparison(workers: Workers, peers: list[str], reps: int, target_s: float,
-                     timeout: float) -> list[dict]:
-    raw: dict[str, dict[str, list[dict]]] = {p: {"purea2c": [], "peer": []} for p in peers}
+                     timeout: float, minatar: bool = True) -> list[dict]:
+    """A B alternations of each speed row whose peer works (the MinAtar row with rejax
+    unless ``minatar`` is off); env steps/s (aggregate over vmapped seeds) and each
+    process's peak host RSS."""
+    names = [n for n, pair in SPEED_PAIRS.items() if pair[0] in peers
+             and (minatar or not n.startswith("rejax-minatar"))]
+    raw: dict[str, dict[str, list[dict]]] = {n: {"purea2c": [], "peer": []} for n in names}
     for rep in range(reps):
-        for peer in peers:  # A B A B: purea2c, then the peer, alternately
-            ours, theirs, _ = SPEED_PAIRS[peer]
+        for name in names:  # A B A B: purea2c, then the peer, alternately
+            peer, ours, theirs, _ = SPEED_PAIRS[name]
             for side, lib, params in (("purea2c", "purea2c", ours), ("peer", peer, theirs)):
                 res = workers.run(lib, {"mode": "speed", "target_s": target_s, "repeats": 3,
-                                        **params}, timeout)
-                raw[peer][side].append(res)
+                                        **params}, timeout)  # a row's own repeats win
+                raw[name][side].append(res)
                 rate = res.get("steps_per_s")
-                print(f"[speed {rep + 1}/{reps}] {lib:<8} ({peer} schedule): "
-                      + (f"{rate:,.0f} env steps/s" if rate else f"FAILED {res['error']}"),
+                print(f"[speed {rep + 1}/{reps}] {lib:<8} ({name} row): "
+                      + (f"{rate:,.0f} env steps/s, peak RSS "
+                         f"{res.get('peak_rss_mib') or float('nan'):,.0f} MiB" if rate
+                         else f"FAILED {res['error']}"),
                       flush=True)
     rows = []
-    for peer in peers:
-        ours = [r["steps_per_s"] for r in raw[peer]["purea2c"] if "steps_per_s" in r]
-        theirs = [r["steps_per_s"] for r in raw[peer]["peer"] if "steps_per_s" in r]
+    for name in names:
+        ours = [r["steps_per_s"] for r in raw[name]["purea2c"] if "steps_per_s" in r]
+        theirs = [r["steps_per_s"] for r in raw[name]["peer"] if "steps_per_s" in r]
         ours_med = statistics.median(ours) if ours else None
         theirs_med = statistics.median(theirs) if theirs else None
-        errors = [r["error"] for r in raw[peer]["peer"] if "error" in r]
+        errors = [r["error"] for r in raw[name]["peer"] if "error" in r]
         rows.append({
-            "peer": peer, "schedule": SPEED_PAIRS[peer][2],
+            "peer": name, "schedule": SPEED_PAIRS[name][3],
             "peer_steps_per_s": theirs_med, "purea2c_steps_per_s": ours_med,
             "ratio_purea2c_over_peer": ours_med / theirs_med if ours and theirs else None,
-            "purea2c_compile_s": _median([r.get("compile_s") for r in raw[peer]["purea2c"]]),
+            "purea2c_compile_s": _median([r.get("compile_s") for r in raw[name]["purea2c"]]),
             "peer_compile_or_warmup_s": _median([r.get("compile_s", r.get("warmup_s"))
-                                                 for r in raw[peer]["peer"]]),
-            "repetitions": reps, "error": errors[0] if errors else None, "raw": raw[peer]})
+                                                 for r in raw[name]["peer"]]),
+            "purea2c_peak_rss_mib": _median([r.get("peak_rss_mib")
+                                             for r in raw[name]["purea2c"]]),
+            "peer_peak_rss_mib": _median([r.get("peak_rss_mib") for r in raw[name]["peer"]]),
+            "repetitions": reps, "error": errors[0] if errors else None, "raw": raw[name]})
     return rows
 
 
@@ -350,6 +374,8 @@ def main(argv: list[str] | None = None) -> int:
                              "busy 2-core machine SB3's speed swings 10x; 0 keeps torch's "
                              "default)")
     parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--skip-minatar", action="store_true",
+                        help="leave out the MinAtar CNN speed row (16 vmapped seeds a side)")
     parser.add_argument("--skip-solve", action="store_true")
     parser.add_argument("--skip-install", action="store_true",
                         help="use the venvs already in the cache; install nothing")
@@ -392,7 +418,8 @@ def main(argv: list[str] | None = None) -> int:
 
     speed_rows = []
     if not args.skip_speed and working:
-        speed_rows = speed_comparison(workers, working, reps, speed_s, timeout)
+        speed_rows = speed_comparison(workers, working, reps, speed_s, timeout,
+                                      minatar=not args.skip_minatar)
     solve_rows = []
     solve_params = {"eval_every": args.eval_every, "eval_episodes": args.eval_episodes,
                     "threshold": args.threshold, "max_seconds": max_seconds,
@@ -431,7 +458,12 @@ def _markdown(peers, installs, versions, speed_rows, solve_rows, solve_params, s
                   common.markdown_table(speed_rows, [
                       "peer", "schedule", "peer_steps_per_s", "purea2c_steps_per_s",
                       "ratio_purea2c_over_peer", "purea2c_compile_s",
-                      "peer_compile_or_warmup_s"])]
+                      "peer_compile_or_warmup_s", "purea2c_peak_rss_mib",
+                      "peer_peak_rss_mib"]),
+                  "env steps/s are aggregate over the vmapped seeds where a row vmaps them; "
+                  "peak RSS is each worker process's peak resident memory (MiB, median over "
+                  "the alternations), a process that compiles and runs only that row's "
+                  "programs."]
         parts += [f"- {r['peer']}: {r['error']}" for r in speed_rows if r["error"]]
     if solve_rows:
         parts += [f"## (b) Time to solve CartPole-v1 (greedy mean >= {solve_params['threshold']}"

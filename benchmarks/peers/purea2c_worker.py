@@ -1,7 +1,9 @@
 """purea2c side of benchmarks/peers.py (runs in purea2c's own environment).
 
-speed: ``{"mode": "speed", "config": {...Config fields...} or "preset": "coax_a2c",
-          "target_s": 3, "repeats": 3}``
+speed: ``{"mode": "speed", "config": {...Config fields...} or "preset": "coax_a2c" (or a
+          ``Config.preset`` name), "seeds": N (optional: N trainings vmapped in one
+          program; steps_per_s is then their aggregate), "target_s": 3, "repeats": 3}``;
+          the process's peak host RSS is reported.
 solve: ``{"mode": "solve", "seed": 0, "eval_every": 10000, ...}`` at ``Config()``; JAX's
        persistent compilation cache is purea2c's default one, in $PUREA2C_CACHE_DIR (peers.py
        gives each cold process an empty folder and the warm ones a filled one).
@@ -31,6 +33,8 @@ def make_config(p: dict) -> purea2c.Config:
     fields = dict(p.get("config", {}))
     if p.get("preset") == "coax_a2c":
         return purea2c.Config.coax_a2c(**fields)
+    if p.get("preset"):
+        return purea2c.Config.preset(p["preset"], **fields)
     if "hidden_sizes" in fields:
         fields["hidden_sizes"] = tuple(fields["hidden_sizes"])
     return purea2c.Config(**fields)
@@ -38,9 +42,13 @@ def make_config(p: dict) -> purea2c.Config:
 
 def speed(p: dict) -> dict:
     config = make_config(p)
-    res = common.measure_training(config, None, p.get("target_s", 3.0), p.get("repeats", 3))
-    return {"steps_per_s": res["per_agent_steps_per_s"], "compile_s": res["compile_s"],
-            "run_s": res["run_s"], "timed_steps": res["total_timesteps"],
+    res = common.measure_training(config, p.get("seeds"), p.get("target_s", 3.0),
+                                  p.get("repeats", 3))
+    return {"steps_per_s": res["aggregate_steps_per_s"],
+            "per_agent_steps_per_s": res["per_agent_steps_per_s"], "seeds": res["num_seeds"],
+            "compile_s": res["compile_s"], "run_s": res["run_s"],
+            "timed_steps": res["total_timesteps"],
+            "peak_rss_mib": common.peak_memory()["peak_host_rss_mib"],
             "config": common.config_record(config)}
 
 

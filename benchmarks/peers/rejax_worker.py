@@ -2,7 +2,11 @@
 
 speed: rejax PPO at SB3 A2C's schedule (8 envs x 5 steps, 1 epoch, 1 minibatch), tanh
        64-64, evaluation callback off; the whole ``train`` program jitted, compile time apart,
-       steady state the median of several calls.
+       steady state the median of several calls. With ``"minatar": true``, rejax PPO on
+       Breakout-MinAtar with purea2c's MinAtar network in place of rejax's MLP (one 16-channel
+       3x3 'SAME' convolution, relu, a 128-unit layer; flax's ``nn.Conv``) at purea2c's
+       MinAtar schedule (64 envs x 16 steps, 2 epochs of 4 minibatches of 256), ``seeds``
+       trainings vmapped in one program. Peak host RSS of the process is reported.
 ops:   the op and fusion counts of the speed program (benchmarks/program_ops.py).
 solve: rejax's own CartPole PPO config (configs/gymnax/cartpole.yaml in the rejax repository),
        trained in chunks by passing the train state back to ``train``; evaluation callback off
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import math
+import resource
 import sys
 import time
 from pathlib import Path
@@ -22,7 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import gymnax  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
+from flax import linen as nn  # noqa: E402
 from rejax import PPO  # noqa: E402
+from rejax.networks import DiscretePolicy, VNetwork  # noqa: E402
 
 import _worker_util as util  # noqa: E402
 
@@ -41,22 +48,73 @@ def _no_eval(algo, ts, rng):
     return jnp.zeros(())
 
 
-def make_algo(config: dict, total_timesteps: int):
-    algo = PPO.create(**config, total_timesteps=total_timesteps, eval_freq=total_timesteps,
+def make_algo(config: dict, total_timesteps: int, cls=PPO):
+    algo = cls.create(**config, total_timesteps=total_timesteps, eval_freq=total_timesteps,
                       skip_initial_evaluation=True)
     return algo.replace(eval_callback=_no_eval)
 
 
+# MinAtar's network, as purea2c's MinAtar presets use it, in rejax's module layout: the
+# features module replaces rejax's MLP (which flattens its input first).
+class ConvFeatures(nn.Module):
+    hidden_layer_sizes: tuple
+    activation: object
+
+    @nn.compact
+    def __call__(self, x):
+        x = self.activation(nn.Conv(16, (3, 3), padding="SAME")(x.astype(jnp.float32)))
+        x = x.reshape((x.shape[0], -1))
+        for size in self.hidden_layer_sizes:
+            x = self.activation(nn.Dense(size)(x))
+        return x
+
+
+class ConvPolicy(DiscretePolicy):
+    def setup(self):
+        self.features = ConvFeatures(self.hidden_layer_sizes, self.activation)
+        self.action_logits = nn.Dense(self.action_dim)
+
+
+class ConvValue(ConvFeatures):
+    @nn.compact
+    def __call__(self, obs):
+        return nn.Dense(1)(super().__call__(obs)).squeeze(1)
+
+
+class ConvPPO(PPO):
+    @classmethod
+    def create_agent(cls, config, env, env_params):
+        config.pop("agent_kwargs", None)
+        kwargs = {"hidden_layer_sizes": (128,), "activation": nn.relu}
+        return {"actor": ConvPolicy(env.action_space(env_params).n, **kwargs),
+                "critic": ConvValue(**kwargs)}
+
+
+# purea2c's MinAtar preset schedule: 64 envs x 16 steps per iteration, 2 passes over the 1,024
+# transitions in minibatches of 256 (8 updates per iteration).
+MINATAR_SPEED = {"env": "Breakout-MinAtar", "num_envs": 64, "num_steps": 16, "num_epochs": 2,
+                 "num_minibatches": 4}
+
+
 def speed(p: dict) -> dict:
-    config = {"env": ENV, "agent_kwargs": {"activation": "tanh"}, "num_envs": p.get("num_envs", 8),
-              "num_steps": p.get("num_steps", 5), "num_epochs": 1, "num_minibatches": 1}
+    minatar = p.get("minatar", False)
+    if minatar:
+        config, cls = dict(MINATAR_SPEED), ConvPPO
+    else:
+        config, cls = {"env": ENV, "agent_kwargs": {"activation": "tanh"},
+                       "num_envs": p.get("num_envs", 8), "num_steps": p.get("num_steps", 5),
+                       "num_epochs": 1, "num_minibatches": 1}, PPO
     per_iter = config["num_envs"] * config["num_steps"]
-    key = jax.random.PRNGKey(p.get("seed", 0))
+    seeds = p.get("seeds")
+    agents = seeds or 1
+    key = (jax.random.split(jax.random.PRNGKey(p.get("seed", 0)), seeds) if seeds
+           else jax.random.PRNGKey(p.get("seed", 0)))
 
     def compiled_train(total):
-        algo = make_algo(config, total)
+        algo = make_algo(dict(config), total, cls)
+        train = jax.vmap(algo.train) if seeds else algo.train
         start = time.perf_counter()
-        compiled = jax.jit(algo.train).lower(key).compile()
+        compiled = jax.jit(train).lower(key).compile()
         return compiled, time.perf_counter() - start
 
     def run(compiled):
@@ -64,7 +122,7 @@ def speed(p: dict) -> dict:
         jax.block_until_ready(compiled(key))
         return time.perf_counter() - start
 
-    probe_steps = per_iter * 512
+    probe_steps = per_iter * max(2, math.ceil(512 * 40 / (per_iter * agents)))
     probe, _ = compiled_train(probe_steps)
     run(probe)
     rate = probe_steps / run(probe)
@@ -73,9 +131,13 @@ def speed(p: dict) -> dict:
     first_s = run(compiled)
     times = sorted(run(compiled) for _ in range(p.get("repeats", 3)))
     run_s = times[len(times) // 2]
-    return {"steps_per_s": timed / run_s, "compile_s": compile_s, "run_s": run_s,
+    return {"steps_per_s": agents * timed / run_s, "per_agent_steps_per_s": timed / run_s,
+            "seeds": agents, "compile_s": compile_s, "run_s": run_s,
             "run_s_all": times, "first_call_s": first_s, "timed_steps": timed,
-            "schedule": config | {"num_epochs": 1, "num_minibatches": 1, "eval": "off"}}
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "schedule": config | {"eval": "off"}
+            | ({"network": "conv 16 3x3 SAME, relu, dense 128 (flax nn.Conv)"} if minatar
+               else {})}
 
 
 def ops(p: dict) -> dict:
