@@ -93,8 +93,9 @@ def test_the_agent_object_is_the_training_program():
                     jax.tree.leaves((public.state.params, public.metrics))):
         np.testing.assert_allclose(np.asarray(x, np.float64), np.asarray(y, np.float64),
                                    rtol=1e-5, atol=1e-6)
-    state, first = a.run(a.init(key), 4)
-    state, rest = a.run(state, CFG.num_iterations - 4)
+    run = jax.jit(a.run, static_argnums=1)  # CFG's 10 iterations as 5 + 5: one program
+    state, first = run(jax.jit(a.init)(key), 5)
+    state, rest = run(state, CFG.num_iterations - 5)
     np.testing.assert_array_equal(np.concatenate([first.env_steps, rest.env_steps]),
                                   plain.metrics.env_steps)
 
