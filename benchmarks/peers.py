@@ -49,9 +49,10 @@ INSTALL_PLANS: dict[str, list[list[list[str]]]] = {
           "numpy<2", "scipy", "pandas", "lz4", "cloudpickle", "tensorboardX", "Pillow",
           "importlib-metadata<5", "dm-env"]],
     ],
-    # craftax and brax for rejax's compat layer (benchmarks/learning.py's suite rows)
+    # craftax, brax and navix for rejax's compat layer (benchmarks/learning.py's suite rows)
     "rejax": [
-        [["rejax==0.1.3", "gymnax<1.0", "craftax==1.6.1", "brax==0.14.2", "jax<0.12"]],
+        [["rejax==0.1.3", "gymnax<1.0", "craftax==1.6.1", "brax==0.14.2", "navix==0.7.4",
+          "jax<0.12"]],
     ],
     # Jumanji's own A2C trainer (benchmarks/learning.py's Jumanji rows)
     "jumanji": [
@@ -63,13 +64,13 @@ PEER_DISTS = {
     "sb3": ["stable-baselines3", "torch", "gymnasium", "numpy"],
     "coax": ["coax", "jax", "jaxlib", "dm-haiku", "optax", "chex", "gymnasium", "numpy"],
     "rejax": ["rejax", "jax", "jaxlib", "flax", "optax", "gymnax", "distrax", "numpy", "craftax",
-              "brax"],
+              "brax", "navix"],
     "jumanji": ["jumanji", "jax", "jaxlib", "dm-haiku", "rlax", "optax", "hydra-core", "numpy"],
 }
 IMPORT_CHECK = {
     "sb3": "import stable_baselines3, torch, gymnasium",
     "coax": "import coax, haiku, gymnasium",
-    "rejax": "import rejax, gymnax, craftax, brax",
+    "rejax": "import rejax, gymnax, craftax, brax, navix",
     "jumanji": "import jumanji.training.setup_train",
 }
 
