@@ -68,8 +68,10 @@ THRESHOLDS = {"CartPole-v1": 475.0, "Acrobot-v1": -100.0, "MountainCar-v0": -110
               "navix/Navix-Empty-6x6-v0": 0.95, "navix/Navix-DoorKey-8x8-v0": 0.95,
               "xminigrid/MiniGrid-Empty-5x5": 0.8, "xminigrid/MiniGrid-Empty-6x6": 0.8,
               "xminigrid/MiniGrid-DoorKey-8x8": 0.8, "brax/inverted_pendulum": 950.0}
-# Seeds per environment where not NUM_SEEDS (Craftax steps at ~14k/s here even at random).
-SEEDS = {"craftax/Craftax-Classic-Symbolic-v1": 4}
+# Seeds per environment where not NUM_SEEDS: Craftax steps at ~14k/s here even at random,
+# and Brax's hopper at ~5.3k/s (benchmarks/results/throughput_suites_cpu.md), so 16 seeds
+# at 1M steps would take about an hour of this CPU per library.
+SEEDS = {"craftax/Craftax-Classic-Symbolic-v1": 4, "brax/hopper": 4}
 # Evaluation episodes where not EVAL_EPISODES (each runs to the episode limit in the scan).
 # (Snake's episodes last up to 4,000 steps, Game2048's up to the adapter's 10,000, hopper's
 # 1,000: 32 per seed keep the evaluation within minutes on this CPU.)
@@ -138,12 +140,12 @@ SB3_BUDGET = {"CartPole-v1": 500_000, "Acrobot-v1": 500_000, "MountainCar-v0": 1
               "Pendulum-v1": 1_000_000, "MountainCarContinuous-v0": 100_000}
 SB3_WORKER = Path(__file__).resolve().parent / "peers" / "sb3_learning_worker.py"
 REJAX_ENVS = ["Breakout-MinAtar", "Asterix-MinAtar", "SpaceInvaders-MinAtar", "Freeway-MinAtar",
-              "craftax/Craftax-Classic-Symbolic-v1", "brax/hopper"]
+              "craftax/Craftax-Classic-Symbolic-v1", "brax/hopper", "navix/Navix-DoorKey-8x8-v0"]
 REJAX_WORKER = Path(__file__).resolve().parent / "peers" / "rejax_learning_worker.py"
 # rejax's seeds where fewer than purea2c's: through rejax's compat layer Craftax auto-resets
 # the gymnax way, generating a fresh world at every step of every env (about 600 env steps/s
 # here, against purea2c's 4k with its reset pool), so one seed at 1M already takes ~30 min.
-REJAX_SEEDS = {"craftax/Craftax-Classic-Symbolic-v1": 1}
+REJAX_SEEDS = {"craftax/Craftax-Classic-Symbolic-v1": 1, "brax/hopper": 4}
 # Jumanji's own A2C trainer (jumanji[train]) beside purea2c: its config name per task.
 JUMANJI_ENVS = {"jumanji/Snake-v1": "snake", "jumanji/Game2048-v1": "game_2048"}
 JUMANJI_WORKER = Path(__file__).resolve().parent / "peers" / "jumanji_a2c_worker.py"
@@ -479,8 +481,8 @@ def _rejax_cells(rejax: dict | None, label: str = "") -> tuple[str, str]:
 
 def markdown(record: dict[str, Any]) -> str:
     lines = [
-        "Each purea2c row: `Config.preset(env)` trained on 16 seeds (Craftax: 4) in one "
-        "vmapped program; "
+        "Each purea2c row: `Config.preset(env)` trained on 16 seeds (Craftax and Brax "
+        "hopper: 4) in one vmapped program; "
         "each seed's final policy evaluated over 100 episodes (MinAtar 32, Snake, Game2048 "
         "and hopper 32, Craftax 8) greedily (the mode of the "
         "policy) and by sampling (`purea2c.evaluate(..., greedy=False)`), with the same "
