@@ -29,7 +29,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 from flax import linen as nn  # noqa: E402
 from rejax import PPO  # noqa: E402
-from rejax.networks import DiscretePolicy, VNetwork  # noqa: E402
+from rejax.networks import DiscretePolicy  # noqa: E402
 
 import _worker_util as util  # noqa: E402
 
