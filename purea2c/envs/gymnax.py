@@ -17,12 +17,16 @@ import dataclasses
 import os
 from typing import Any
 
-import gymnax
 import jax
 import jax.numpy as jnp
 import numpy as np
-from gymnax.environments import spaces
-from gymnax.environments.environment import Environment
+
+from purea2c.envs.deferred_imports import deferred
+
+with deferred():  # gymnax's plotting imports wait until something draws
+    import gymnax
+    from gymnax.environments import spaces
+    from gymnax.environments.environment import Environment
 
 from purea2c.envs.core import ActionSpec, ArraySpec, EnvError, EnvStep, box_spec
 from purea2c.envs.registry import GYMNAX_DRAWN_BY_GYMNASIUM as _GYM_DRAWN
