@@ -20,10 +20,22 @@ def test_every_listed_environment_has_a_preset():
     assert set(ISSUE_ENVS) <= set(purea2c.Config.preset_names())
 
 
-# Presets whose program is traced here but compiled and run elsewhere: brax/hopper has
-# inverted_pendulum's settings and adapter (that preset runs below), and its program alone
-# takes ~50 s of XLA compilation on 2 cores; benchmarks/learning.py trains it.
-TRACED_ONLY = {"brax/hopper"}
+# Presets whose program is traced here (shapes, dtypes and the env's code through the whole
+# program) but compiled and run elsewhere, each compile taking 6-50 s on 2 cores: the reason
+# for each. benchmarks/learning.py trains them all.
+TRACED_ONLY = {
+    "brax/hopper": "inverted_pendulum's settings and adapter (that preset runs below); its "
+                   "program alone takes ~50 s of XLA compilation",
+    "Asterix-MinAtar": "Breakout-MinAtar's settings and network (that preset runs below)",
+    "Freeway-MinAtar": "Breakout-MinAtar's settings and network",
+    "SpaceInvaders-MinAtar": "Breakout-MinAtar's settings and network",
+    "MountainCar-v0": "trained by tests/test_learning.py",
+    "MountainCarContinuous-v0": "trained by tests/test_learning.py",
+    "navix/Navix-Empty-5x5-v0": "trained by tests/test_learning.py",
+    "navix/Navix-Empty-6x6-v0": "Navix-Empty-5x5's settings and env code, a larger grid",
+    "xminigrid/MiniGrid-Empty-6x6": "MiniGrid-Empty-5x5's settings and env code (that preset "
+                                    "runs below), a larger grid",
+}
 
 
 @pytest.mark.parametrize("name", sorted(TRACED_ONLY))
@@ -33,7 +45,11 @@ def test_traced_only_preset_builds_its_training_program(name):
     out = jax.eval_shape(purea2c.train, jax.random.key(0), config)
     assert out.metrics.env_steps.shape == (1,)
     spec = envs.make(config.env).action_spec
-    assert not spec.discrete and out.state.buffer.data.action.shape[1:] == (spec.num_actions,)
+    action = out.state.buffer.data.action
+    if spec.discrete:
+        assert action.dtype == np.int32 and action.shape == (config.buffer_capacity,)
+    else:
+        assert action.dtype == np.float32 and action.shape[1:] == (spec.num_actions,)
 
 
 @pytest.mark.parametrize("name", [n for n in purea2c.Config.preset_names()
