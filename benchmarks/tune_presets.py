@@ -141,12 +141,27 @@ SWEEPS = {
          ("max_steps 640, n=64, 16 envs x 64 steps",
           dict(num_envs=16, rollout_length=64, n_step=64))],
         {"pi_learning_rate": [1e-3]}, 4, 1000),
+    # Game2048, where Jumanji's own A2C scored above the preset (benchmarks/learning.py), 4
+    # seeds (seed 1000) at the preset's 1M steps: pi's learning rate and the discount with
+    # the preset's network (its "auto" torso is the MLP, the board being rank 2), then a CNN
+    # torso like Jumanji's (three 32-channel 2x2 convolutions; 'SAME' padding here, 'VALID'
+    # for its first two there).
+    "jumanji/Game2048-v1 torso": (
+        dict(SUITE_PRESETS["jumanji/Game2048-v1"]),
+        [("preset (MLP 256-256)", {})],
+        {"pi_learning_rate": [3e-4, 1e-3], "gamma": [0.99, 0.995]}, 4, 1000),
+    "jumanji/Game2048-v1 cnn": (
+        dict(SUITE_PRESETS["jumanji/Game2048-v1"]),
+        [("cnn 3 x 32 channels 2x2", dict(torso="cnn", cnn_channels=(32, 32, 32),
+                                          cnn_kernel_size=2))],
+        {"pi_learning_rate": [3e-4, 1e-3], "gamma": [0.99]}, 4, 1000),
 }
 
 
 def markdown(envs: dict) -> str:
     lines = ["Each row: one (variant, grid point), 8 training seeds (4 where the heading says "
-             "so), final greedy evaluation (mean of 20 episodes per seed, 16 for MinAtar). "
+             "so), final greedy evaluation (mean of 20 episodes per seed; 16 for MinAtar and "
+             "the other suites). "
              "One compiled program per variant. Produced by "
              "`python benchmarks/tune_presets.py ENV ...`.", ""]
     for env, entry in envs.items():
