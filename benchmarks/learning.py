@@ -619,6 +619,9 @@ def markdown(record: dict[str, Any]) -> str:
             if jv:
                 text += (f"; jumanji {jv.get('jumanji')} (jax {jv.get('jax')}, dm-haiku "
                          f"{jv.get('dm-haiku')}, rlax {jv.get('rlax')})")
+            earlier = (e.get("jumanji_a2c") or {}).get("from_run")
+            if earlier:  # the peer's column kept from an earlier run of the same budget
+                text += f"; Jumanji A2C column from an earlier run: {earlier}"
         lines.append(text)
     return "\n".join(lines)
 
