@@ -40,7 +40,7 @@ def patched(module, name, fn):
         setattr(module, name, old)
 
 
-def no_update(s, buffer_size, carry, batch):
+def no_update(s, buffer, carry, slots):
     metrics = stages.UpdateMetrics(*(jnp.zeros(()),) * len(stages.UpdateMetrics._fields))
     return carry, metrics._replace(skipped=jnp.zeros((), jnp.int32))
 

@@ -8,10 +8,9 @@ functions `Agent.run` scans.
                            (transition keys, reset states) are drawn before the scan, each in
                            one call
                2. learn    lax.scan over updates_per_iteration minibatches from the buffer
-                           (their slots drawn in one call, their entries gathered in one),
-                           `update`: SimpleTD update of v (td_error from the pre-update v),
-                           then pi's policy-gradient update weighted by td_error; torso
-                           sync; target net
+                           (their slots drawn in one call), `update`: SimpleTD update of v
+                           (td_error from the pre-update v), then pi's policy-gradient update
+                           weighted by td_error; torso sync; target net
                3. clear    the buffer (if clear_buffer); the observation statistics take in
                            the rollout's observations (if normalize_obs); this iteration's
                            metrics, with the count of skipped non-finite updates and a finite
@@ -174,9 +173,10 @@ def policy_update(s: Any, carry: _LearnCarry, batch: tracing.Transition,
                           s.axis_name)
 
 
-def update(s: Any, buffer_size: jax.Array, carry: _LearnCarry,
-           batch: tracing.Transition) -> tuple[_LearnCarry, UpdateMetrics]:
+def update(s: Any, buffer: replay.ReplayState, carry: _LearnCarry,
+           slots: jax.Array) -> tuple[_LearnCarry, UpdateMetrics]:
     config = s.config
+    batch = replay.take(buffer, slots)
     v_step = value_update(s, carry, batch)
     td_error = v_step.aux
     pi_step = policy_update(s, carry, batch, td_error)
@@ -191,7 +191,7 @@ def update(s: Any, buffer_size: jax.Array, carry: _LearnCarry,
                       OptStates(pi_step.opt_state, v_step.opt_state))
     # An empty buffer (only while the first n-1 steps fill the tracer) makes no update,
     # and neither does a non-finite one (unless config.skip_nonfinite is off).
-    apply = buffer_size > 0
+    apply = buffer.size > 0
     skipped = jnp.zeros((), jnp.int32)
     if config.skip_nonfinite:
         finite = (jnp.isfinite(v_step.loss) & jnp.isfinite(pi_step.loss)
@@ -234,9 +234,8 @@ def iteration(s: Any, state: TrainState, _: None) -> tuple[TrainState, Metrics]:
     learn = _LearnCarry(state.params, state.target_v, state.opt_state)
     slots = replay.sample_indices(rollout.buffer, key_learn,
                                   (config.updates_per_iteration, config.batch_size))
-    batches = replay.take(rollout.buffer, slots)  # every minibatch of the iteration at once
     learn, update_metrics = jax.lax.scan(
-        functools.partial(update, s, rollout.buffer.size), learn, batches)
+        functools.partial(update, s, rollout.buffer), learn, slots)
 
     params = learn.params
     if config.normalize_obs:  # the next iteration acts and learns with the updated moments
