@@ -38,18 +38,23 @@ TRACED_ONLY = {
 }
 
 
+def assert_buffer_holds_the_env_kind_of_action(config, action):
+    """The buffer holds actions of the env's kind: one int per slot for Discrete, [d] floats
+    for Box (``action``: an array or its shape-dtype struct)."""
+    spec = envs.make(config.env).action_spec
+    if spec.discrete:
+        assert action.dtype == np.int32 and action.shape == (config.buffer_capacity,)
+    else:
+        assert action.dtype == np.float32 and action.shape[1:] == (spec.num_actions,)
+
+
 @pytest.mark.parametrize("name", sorted(TRACED_ONLY))
 def test_traced_only_preset_builds_its_training_program(name):
     preset = purea2c.Config.preset(name)
     config = preset.replace(total_timesteps=preset.steps_per_iteration)
     out = jax.eval_shape(purea2c.train, jax.random.key(0), config)
     assert out.metrics.env_steps.shape == (1,)
-    spec = envs.make(config.env).action_spec
-    action = out.state.buffer.data.action
-    if spec.discrete:
-        assert action.dtype == np.int32 and action.shape == (config.buffer_capacity,)
-    else:
-        assert action.dtype == np.float32 and action.shape[1:] == (spec.num_actions,)
+    assert_buffer_holds_the_env_kind_of_action(config, out.state.buffer.data.action)
 
 
 @pytest.mark.parametrize("name", [n for n in purea2c.Config.preset_names()
@@ -63,13 +68,8 @@ def test_preset_runs_one_iteration(name):
         value = np.asarray(getattr(metrics, field))
         assert value.shape == (1,) and np.isfinite(value).all(), (field, value)
     assert int(metrics.env_steps[0]) == config.steps_per_iteration
-    spec = envs.make(config.env).action_spec
-    # The buffer holds actions of the env's kind: ints for Discrete, [d] floats for Box.
     stored = state.buffer.data.action
-    if spec.discrete:
-        assert stored.dtype == np.int32 and stored.ndim == 1
-    else:
-        assert stored.dtype == np.float32 and stored.shape[1:] == (spec.num_actions,)
+    assert_buffer_holds_the_env_kind_of_action(config, stored)
     # Where the env gives an action mask, every action taken was an allowed one (slots never
     # written hold an all-False mask and are left out).
     mask = envs.split_mask(state.buffer.data.obs)[1]
