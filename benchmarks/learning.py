@@ -92,7 +92,9 @@ PUBLISHED = {
     "Freeway-MinAtar": "58 (PPO, 10M) [G]",
     "navix/Navix-Empty-5x5-v0": "Empty-6x6: 1.00 at 262k (rejax PPO, 32 seeds) [N]",
     "navix/Navix-Empty-6x6-v0": "1.00 at 262k, 0.97 at 1.05M (rejax PPO, 32 seeds) [N]",
-    "navix/Navix-DoorKey-8x8-v0": "0.99 at 262k, 1.00 at 1.05M (rejax PPO, 32 seeds) [N]",
+    "navix/Navix-DoorKey-8x8-v0": ("0.99 at 262k, 1.00 at 1.05M (rejax PPO, 32 seeds) [N]; "
+                                   "navix's own reruns of that config: 0.00 at 262k, "
+                                   "≤ 0.05 at 1.05M (1 and 5 seeds) [N2]"),
     "xminigrid/MiniGrid-Empty-5x5": "none published [X]",
     "xminigrid/MiniGrid-Empty-6x6": "\"should be 0.8+\" at 100k (PPO debug config) [X]",
     "xminigrid/MiniGrid-DoorKey-8x8": "none published [X]",
@@ -114,6 +116,11 @@ PUBLISHED_SOURCES = [
     "[N] navix repository, `baselines/rejax/*.json`: rejax's PPO, 32 seeds, evaluations at "
     "0 / 262k / 524k / 786k / 1.05M steps (the column headers of its `baselines.md` are "
     "wrong; the JSON files hold these steps).",
+    "[N2] navix repository, `baselines/rejax/results.bkp/…DoorKey-8x8-v0_ppo_1_0_1753886847…"
+    "json` (1 seed) and `results.bkp.2/…DoorKey-8x8-v0_ppo_5_0_1754061974….json` (5 seeds), "
+    "both from 2025 with the same PPO config as [N]: mean return 0.00 at every evaluation "
+    "of the 1-seed run; 0.00 at 262k and 0.00 to 0.05 per seed at 1.05M in the 5-seed run "
+    "(most episodes end at the 100-step limit).",
     "[X] XLand-MiniGrid publishes no PPO curve for the MiniGrid tasks; its debug config "
     "says MiniGrid-Empty-6x6 \"should be 0.8+\" after 100k steps (64 envs). Reward is "
     "1 - 0.9 t/T at the goal.",
@@ -619,9 +626,10 @@ def markdown(record: dict[str, Any]) -> str:
             if jv:
                 text += (f"; jumanji {jv.get('jumanji')} (jax {jv.get('jax')}, dm-haiku "
                          f"{jv.get('dm-haiku')}, rlax {jv.get('rlax')})")
-            earlier = (e.get("jumanji_a2c") or {}).get("from_run")
-            if earlier:  # the peer's column kept from an earlier run of the same budget
-                text += f"; Jumanji A2C column from an earlier run: {earlier}"
+            for key, label in (("rejax", "rejax PPO"), ("jumanji_a2c", "Jumanji A2C")):
+                earlier = (e.get(key) or {}).get("from_run")
+                if earlier:  # the peer's column kept from an earlier run of the same budget
+                    text += f"; {label} column from an earlier run: {earlier}"
         lines.append(text)
     return "\n".join(lines)
 
