@@ -68,10 +68,11 @@ THRESHOLDS = {"CartPole-v1": 475.0, "Acrobot-v1": -100.0, "MountainCar-v0": -110
               "navix/Navix-Empty-6x6-v0": 0.95, "navix/Navix-DoorKey-8x8-v0": 0.95,
               "xminigrid/MiniGrid-Empty-5x5": 0.8, "xminigrid/MiniGrid-Empty-6x6": 0.8,
               "xminigrid/MiniGrid-DoorKey-8x8": 0.8, "brax/inverted_pendulum": 950.0}
-# Seeds per environment where not NUM_SEEDS: Craftax steps at ~14k/s here even at random,
-# and Brax's hopper at ~5.3k/s (benchmarks/results/throughput_suites_cpu.md), so 16 seeds
-# at 1M steps would take about an hour of this CPU per library.
-SEEDS = {"craftax/Craftax-Classic-Symbolic-v1": 4, "brax/hopper": 4}
+# Seeds per environment where not NUM_SEEDS: Craftax steps at ~14k/s here even at random
+# (benchmarks/results/throughput_suites_cpu.md), so 16 seeds at 1M steps would take about
+# an hour and a half of this CPU. (Brax's hopper, at ~5.3k/s, took 31 minutes of training
+# for purea2c's 16; rejax's PPO keeps 4, REJAX_SEEDS.)
+SEEDS = {"craftax/Craftax-Classic-Symbolic-v1": 4}
 # Evaluation episodes where not EVAL_EPISODES (each runs to the episode limit in the scan).
 # (Snake's episodes last up to 4,000 steps, Game2048's up to the adapter's 10,000, hopper's
 # 1,000: 32 per seed keep the evaluation within minutes on this CPU.)
@@ -488,8 +489,8 @@ def _rejax_cells(rejax: dict | None, label: str = "") -> tuple[str, str]:
 
 def markdown(record: dict[str, Any]) -> str:
     lines = [
-        "Each purea2c row: `Config.preset(env)` trained on 16 seeds (Craftax and Brax "
-        "hopper: 4) in one vmapped program; "
+        "Each purea2c row: `Config.preset(env)` trained on 16 seeds (Craftax: 4) in one "
+        "vmapped program; "
         "each seed's final policy evaluated over 100 episodes (MinAtar 32, Snake, Game2048 "
         "and hopper 32, Craftax 8) greedily (the mode of the "
         "policy) and by sampling (`purea2c.evaluate(..., greedy=False)`), with the same "
