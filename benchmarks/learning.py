@@ -137,9 +137,12 @@ PUBLISHED_SOURCES = [
 ]
 NUM_SEEDS = 16
 EVAL_EPISODES = 100
-# CartPole's preset budget is below the zoo's; the same seeds are also trained for the zoo's
-# 500k.
-EXTENDED = {"CartPole-v1": 500_000}
+# Longer budgets, trained again from the same keys after the preset's row: (env steps, the
+# first k of the row's seeds or None for all, the row's label). CartPole's preset budget is
+# below the zoo's 500k; hopper's 5M is the issue's second budget, beside rejax's PPO (whose
+# seeds there: the fewest of --rejax-seeds, REJAX_SEEDS and k).
+EXTENDED = {"CartPole-v1": (500_000, None, "same seeds, zoo's budget"),
+            "brax/hopper": (5_000_000, 4, "first 4 of these seeds, 5M")}
 # Pendulum's target: mean over seeds >= -170 and every seed >= -250.
 PENDULUM_TARGET = (-170.0, -250.0)
 SB3_ENVS = ["CartPole-v1", "Acrobot-v1", "MountainCar-v0", "Pendulum-v1",
@@ -198,12 +201,34 @@ def run_env(name: str, num_seeds: int, eval_episodes: int, quick: bool) -> dict[
         t0 = time.perf_counter()
         out = jax.block_until_ready(compiled(keys, config))
         run_s = time.perf_counter() - t0
-    # The same evaluation keys for both modes (and for every budget).
+    greedy, sampled, eval_s = evaluator(name, config, num_seeds, eval_episodes)(
+        out.state.params)
+    rand = random_returns(jax.random.key(2), name, 100)
+    m = out.metrics
+    entry = dict(
+        env=name, format=2, config=common.config_record(config), seeds=num_seeds,
+        eval_episodes=eval_episodes, env_steps=int(m.env_steps[0, -1]),
+        compile_s=compile_s, run_s=run_s, eval_s=eval_s, greedy=greedy, sampled=sampled,
+        threshold=THRESHOLDS.get(name),
+        random_mean=float(rand.mean()), random_std=float(rand.std()),
+        curve_steps=np.asarray(m.env_steps[0]).tolist(),
+        curve_returns=np.asarray(m.episode_return).tolist(),  # [seeds, iterations], NaN gaps
+        published=PUBLISHED.get(name),
+    )
+    if name in EXTENDED:
+        entry["extended"] = run_extended(name, config, keys, eval_episodes, quick)
+    return entry
+
+
+def evaluator(name: str, config: purea2c.Config, num_seeds: int, eval_episodes: int):
+    """``both(params)``: every seed's greedy and sampled mean return (as ``seed_stats``) and
+    the seconds taken, with the same evaluation keys for both modes and for every budget."""
     eval_keys = jax.random.split(jax.random.key(1), num_seeds)
-    evaluate = jax.jit(jax.vmap(
-        lambda k, p, greedy: purea2c.evaluate(k, config, p, num_episodes=eval_episodes,
-                                              greedy=greedy), in_axes=(0, 0, None)),
-        static_argnums=2)
+
+    def one(k, p, greedy):
+        return purea2c.evaluate(k, config, p, num_episodes=eval_episodes, greedy=greedy)
+
+    evaluate = jax.jit(jax.vmap(one, in_axes=(0, 0, None)), static_argnums=2)
     threshold = THRESHOLDS.get(name)
 
     def both(params) -> tuple[dict, dict, float]:
@@ -212,36 +237,29 @@ def run_env(name: str, num_seeds: int, eval_episodes: int, quick: bool) -> dict[
         s = np.asarray(evaluate(eval_keys, params, False)).mean(-1)
         return seed_stats(g, threshold), seed_stats(s, threshold), time.perf_counter() - t0
 
-    greedy, sampled, eval_s = both(out.state.params)
-    rand = random_returns(jax.random.key(2), name, 100)
+    return both
+
+
+def run_extended(name: str, config: purea2c.Config, keys: jax.Array, eval_episodes: int,
+                 quick: bool) -> dict[str, Any]:
+    """The row's first seeds (``EXTENDED``) trained again from their keys for the longer budget
+    (a learning-rate schedule then spans that run), evaluated as the row is."""
+    budget, seeds, label = EXTENDED[name]
+    keys = keys[:seeds]
+    target = budget if not quick else 4 * config.steps_per_iteration
+    iterations = -(-target // config.steps_per_iteration)
+    longer = config.replace(total_timesteps=iterations * config.steps_per_iteration)
+    train = jax.jit(jax.vmap(purea2c.train, in_axes=(0, None)))
+    with common.watchdog(f"train {name} longer", 4 * 3600):
+        t0 = time.perf_counter()
+        out = jax.block_until_ready(train(keys, longer))
+        wall_s = time.perf_counter() - t0
+    g, s, eval_s = evaluator(name, config, keys.shape[0], eval_episodes)(out.state.params)
     m = out.metrics
-    entry = dict(
-        env=name, format=2, config=common.config_record(config), seeds=num_seeds,
-        eval_episodes=eval_episodes, env_steps=int(m.env_steps[0, -1]),
-        compile_s=compile_s, run_s=run_s, eval_s=eval_s, greedy=greedy, sampled=sampled,
-        threshold=threshold,
-        random_mean=float(rand.mean()), random_std=float(rand.std()),
-        curve_steps=np.asarray(m.env_steps[0]).tolist(),
-        curve_returns=np.asarray(m.episode_return).tolist(),  # [seeds, iterations], NaN gaps
-        published=PUBLISHED.get(name),
-    )
-    if name in EXTENDED:  # the same seeds trained again for the longer budget (a learning-
-        # rate schedule then spans that run)
-        target = EXTENDED[name] if not quick else 4 * config.steps_per_iteration
-        iterations = -(-target // config.steps_per_iteration)
-        longer = config.replace(total_timesteps=iterations * config.steps_per_iteration)
-        with common.watchdog(f"train {name} longer", 3 * 3600):
-            t0 = time.perf_counter()
-            out2 = jax.block_until_ready(train(keys, longer))
-            long_s = time.perf_counter() - t0
-        g, s, e_s = both(out2.state.params)
-        m2 = out2.metrics
-        entry["extended"] = dict(
-            env_steps=int(m2.env_steps[0, -1]), iterations=iterations, wall_s=long_s,
-            eval_s=e_s, greedy=g, sampled=s,
-            curve_steps=np.asarray(m2.env_steps[0]).tolist(),
-            curve_returns=np.asarray(m2.episode_return).tolist())
-    return entry
+    return dict(label=label, seeds=int(keys.shape[0]), env_steps=int(m.env_steps[0, -1]),
+                iterations=iterations, wall_s=wall_s, eval_s=eval_s, greedy=g, sampled=s,
+                curve_steps=np.asarray(m.env_steps[0]).tolist(),
+                curve_returns=np.asarray(m.episode_return).tolist())
 
 
 # ------------------------------------------------------------------------------------------
@@ -315,7 +333,7 @@ def sb3_curve(curves: list[dict], budget: int, points: int = 200) -> tuple[np.nd
 
 
 def rejax_run(python: Path, name: str, seeds: int, budget: int, eval_episodes: int,
-              log_dir: Path, timeout: float) -> dict[str, Any]:
+              log_dir: Path, timeout: float, tag: str = "") -> dict[str, Any]:
     """Trains rejax's PPO on ``seeds`` seeds for ``budget`` env steps each (rounded up to whole
     PPO iterations) and returns the entry stored under the env's ``"rejax"`` key."""
     from benchmarks import peers
@@ -325,7 +343,7 @@ def rejax_run(python: Path, name: str, seeds: int, budget: int, eval_episodes: i
     params = {"env": name, "seeds": seeds, "total_timesteps": budget,
               "eval_episodes": eval_episodes, "seed": 0}
     out = peers.run_worker(python, REJAX_WORKER, params, timeout,
-                           log_dir / f"rejax_{name.replace('/', '_')}.log", env)
+                           log_dir / f"rejax_{name.replace('/', '_')}{tag}.log", env)
     if "error" in out:
         return dict(seeds=0, errors=[out["error"]], log=out.get("log"))
     threshold = THRESHOLDS.get(name)
@@ -339,6 +357,17 @@ def rejax_run(python: Path, name: str, seeds: int, budget: int, eval_episodes: i
         sampled=seed_stats(np.array(out["sampled_per_seed"]), threshold),
         curve_steps=out["curve_steps"], curve_returns=out["curve_returns"],
         curve_episodes=out["curve_episodes"], log=out.get("log"))
+
+
+def report_rejax(env: str, rejax: dict) -> None:
+    if not rejax["seeds"]:
+        print(f"{env} rejax error: {rejax['errors'][0]}", flush=True)
+        return
+    g, s = rejax["greedy"], rejax["sampled"]
+    print(f"{env} rejax PPO ({rejax['seeds']} seeds, {rejax['env_steps']} steps): greedy "
+          f"{g['mean']:.1f} ± {g['std']:.1f}, sampled {s['mean']:.1f} ± {s['std']:.1f}; "
+          f"compile {rejax['compile_s']:.1f}s, run {rejax['run_s']:.1f}s, evaluation "
+          f"{rejax['eval_s']:.1f}s", flush=True)
 
 
 def rejax_curve(rejax: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -406,10 +435,21 @@ def plot(entry: dict[str, Any], out_dir: Path) -> str:
                               band_label="purea2c 95% band over seeds")
     if ext:  # the same seeds trained for the longer budget
         ext_steps = np.asarray(ext["curve_steps"])
+        label = f"purea2c trained for {ext['env_steps']:,} steps"
+        if "seeds" in ext:
+            label += f", mean of {ext['seeds']} seeds"
         plots.draw_learning_curve(ax, ext_steps, np.asarray(ext["curve_returns"], np.float64),
-                                  None, max(1, len(ext_steps) // 50),
-                                  label=f"purea2c trained for {ext['env_steps']:,} steps",
+                                  None, max(1, len(ext_steps) // 50), label=label,
                                   band_label="its 95% band")
+        xr = ext.get("rejax") or {}
+        if xr.get("seeds"):
+            steps_r, mean, half = rejax_curve(xr)
+            ax.plot(steps_r, mean, lw=1.5, color="tab:pink",
+                    label=f"rejax PPO trained for {xr['env_steps']:,} steps, mean of "
+                          f"{xr['seeds']} seeds")
+            if xr["seeds"] > 1:
+                ax.fill_between(steps_r, mean - half, mean + half, color="tab:pink",
+                                alpha=0.2, lw=0, label="its 95% band")
     sb3 = entry.get("sb3") or {}
     if sb3.get("curves"):
         grid, mean, half = sb3_curve(sb3["curves"], sb3["env_steps"])
@@ -559,10 +599,13 @@ def markdown(record: dict[str, Any]) -> str:
             f"| {e['published']} | {_target(name, th)} |")
         if ext:
             g, s = _sb3_cells(sb3, name, th)
+            rg, rs = _rejax_cells(ext.get("rejax"))
+            label = ext.get("label", "same seeds, zoo's budget")
             lines.append(
-                f"| {name} (same seeds, zoo's budget) | {ext['env_steps']:,} "
+                f"| {name} ({label}) | {ext['env_steps']:,} "
                 f"| {_cell(ext['greedy'], name, th)} | {_cell(ext['sampled'], name, th)} "
-                f"| {g} | {s} | – | – | {rand} | {e['published']} | {_target(name, th)} |")
+                f"| {g} | {s} | {rg} | {rs} | {rand} | {e['published']} "
+                f"| {_target(name, th)} |")
     lines += ["", "Curves: `learning/<env>.png` (training episode returns with sampled "
               "actions, running mean over 1/50 of the run, mean over seeds and 95% band; SB3's "
               "Monitor returns overlaid for the classic-control environments, rejax PPO's "
@@ -581,9 +624,6 @@ def markdown(record: dict[str, Any]) -> str:
             continue
         text = (f"- {name}: purea2c compile {e['compile_s']:.1f} s, run {e['run_s']:.1f} s, "
                 f"evaluation {e['eval_s']:.1f} s")
-        if e.get("extended"):
-            text += f"; trained to {e['extended']['env_steps']:,}: " \
-                    f"{e['extended']['wall_s']:.1f} s (compile included)"
         sb3 = e.get("sb3")
         if sb3 and sb3.get("seeds"):
             text += (f"; SB3 {sb3['seeds']} seeds {sb3['wall_s']:.0f} s (median "
@@ -603,6 +643,17 @@ def markdown(record: dict[str, Any]) -> str:
                      f"evaluation {jumanji['eval_s']:.1f} s")
         if jumanji and jumanji.get("errors"):
             text += f"; Jumanji A2C error: {jumanji['errors'][0][:200]!r}"
+        ext = e.get("extended")
+        if ext:
+            seeds = f" ({ext['seeds']} seeds)" if "seeds" in ext else ""
+            text += f"; trained to {ext['env_steps']:,}{seeds}: {ext['wall_s']:.1f} s " \
+                    "(compile included)"
+            if "eval_s" in ext:
+                text += f", evaluation {ext['eval_s']:.1f} s"
+            xr = ext.get("rejax") or {}
+            if xr.get("seeds"):
+                text += (f", rejax PPO {xr['seeds']} seeds: compile {xr['compile_s']:.1f} s, "
+                         f"run {xr['run_s']:.1f} s, evaluation {xr['eval_s']:.1f} s")
         lines.append(text)
     lines += ["", "Runs (command, date, versions):", ""]
     for name in ENVS:
@@ -631,6 +682,11 @@ def markdown(record: dict[str, Any]) -> str:
                 earlier = (e.get(key) or {}).get("from_run")
                 if earlier:  # the peer's column kept from an earlier run of the same budget
                     text += f"; {label} column from an earlier run: {earlier}"
+            ext = e.get("extended") or {}
+            if "command" in ext:  # the longer budget, run apart from the row
+                text += (f"; the {ext['env_steps']:,}-step row: `{ext['command']}` at "
+                         f"{ext['date_utc']} (git {ext['git_revision']}), load average at "
+                         f"start {ext['load']}")
         lines.append(text)
     return "\n".join(lines)
 
@@ -677,6 +733,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="seeds of Jumanji's own A2C trainer beside purea2c on each "
                              "Jumanji task, at purea2c's preset budget, one process each; 0 "
                              "skips it (default 4; quick 1)")
+    parser.add_argument("--extended-only", action="store_true",
+                        help="only the longer budgets (EXTENDED: CartPole's 500k, hopper's "
+                             "5M) of rows already in learning.json, for purea2c and rejax, "
+                             "kept beside the row; SB3 and Jumanji are not run")
     parser.add_argument("--skip-install", action="store_true",
                         help="use the sb3 and rejax venvs already in the cache; install "
                              "nothing")
@@ -691,6 +751,12 @@ def main(argv: list[str] | None = None) -> int:
     for env in args.envs:
         if env not in ENVS:
             raise SystemExit(f"{env!r} is not one of {ENVS}")
+        if args.extended_only and (env not in EXTENDED
+                                   or record["envs"].get(env, {}).get("format") != 2):
+            raise SystemExit(f"--extended-only: {env!r} has no longer budget (EXTENDED: "
+                             f"{list(EXTENDED)}) or no row in {path} to extend")
+    if args.extended_only:
+        args.sb3_seeds, args.jumanji_seeds = "0", 0
     sb3_seeds = parse_sb3_seeds("2" if quick and args.sb3_seeds == "16" else args.sb3_seeds, 16)
     # The cheapest first, so that an interrupted run still has the most environments.
     sb3_envs = sorted([e for e in args.envs if e in SB3_ENVS and sb3_seeds[e] > 0],
@@ -727,41 +793,57 @@ def main(argv: list[str] | None = None) -> int:
             path.write_text(json.dumps(common._jsonable(record), indent=1))
             (out_dir / "learning.md").write_text(f"# Learning results\n\n{markdown(record)}\n")
 
+    run_record = dict(command=machine["command"], date_utc=machine["date_utc"],
+                      load=machine["load_average_at_start"], versions=machine["versions"],
+                      git_revision=revision)
     for env in args.envs:
-        episodes = 32 if "MinAtar" in env else EPISODES.get(env, EVAL_EPISODES)
-        entry = run_env(env, 2 if quick else SEEDS.get(env, NUM_SEEDS),
-                        4 if quick else episodes, quick)
-        entry.update(command=machine["command"], date_utc=machine["date_utc"],
-                     load=machine["load_average_at_start"], versions=machine["versions"],
-                     git_revision=revision, sb3=None, rejax=None, jumanji_a2c=None)
-        with lock:
-            record["envs"][env] = entry
-        g, s = entry["greedy"], entry["sampled"]
-        print(f"{env}: greedy {g['mean']:.1f} ± {g['std']:.1f} (solved {g['solved']}), sampled "
-              f"{s['mean']:.1f} ± {s['std']:.1f} (solved {s['solved']}), min greedy "
-              f"{g['min']:.1f}; compile {entry['compile_s']:.1f}s, run {entry['run_s']:.1f}s",
-              flush=True)
+        if args.extended_only:  # the row as it is; its longer budget run again beside it
+            entry = record["envs"][env]
+            config = purea2c.Config.preset(env)
+            if quick:
+                config = config.replace(total_timesteps=config.steps_per_iteration * 2)
+            if not quick and common.config_record(config) != entry["config"]:
+                raise SystemExit(f"--extended-only: {env}'s preset differs from its row's "
+                                 "config; run the row again first")
+            keys = jax.random.split(jax.random.key(0), entry["seeds"])
+            entry["extended"] = run_extended(env, config, keys, entry["eval_episodes"], quick)
+            entry["extended"].update(run_record)
+        else:
+            episodes = 32 if "MinAtar" in env else EPISODES.get(env, EVAL_EPISODES)
+            entry = run_env(env, 2 if quick else SEEDS.get(env, NUM_SEEDS),
+                            4 if quick else episodes, quick)
+            entry.update(run_record, sb3=None, rejax=None, jumanji_a2c=None)
+            with lock:
+                record["envs"][env] = entry
+            g, s = entry["greedy"], entry["sampled"]
+            print(f"{env}: greedy {g['mean']:.1f} ± {g['std']:.1f} (solved {g['solved']}), "
+                  f"sampled {s['mean']:.1f} ± {s['std']:.1f} (solved {s['solved']}), min "
+                  f"greedy {g['min']:.1f}; compile {entry['compile_s']:.1f}s, run "
+                  f"{entry['run_s']:.1f}s", flush=True)
         if "extended" in entry:
             x = entry["extended"]
             print(f"{env} at {x['env_steps']}: greedy {x['greedy']['mean']:.1f} "
                   f"({x['greedy']['solved']}), sampled {x['sampled']['mean']:.1f} "
                   f"({x['sampled']['solved']}), {x['wall_s']:.1f}s", flush=True)
         save()
-        if env in rejax_envs:  # after purea2c's run, not beside it: no shared cores
+        if env in rejax_envs and not args.extended_only:  # after purea2c's run, not beside
+            # it: no shared cores
             preset = purea2c.Config.preset(env)
             budget = preset.steps_per_iteration * 2 if quick else preset.total_timesteps
             rejax = rejax_run(rejax_py, env, min(rejax_seeds, entry["seeds"],
                                                  REJAX_SEEDS.get(env, rejax_seeds)), budget,
                               entry["eval_episodes"], log_dir, 4 * 3600)
             entry["rejax"] = rejax
-            if rejax["seeds"]:
-                g, s = rejax["greedy"], rejax["sampled"]
-                print(f"{env} rejax PPO ({rejax['seeds']} seeds, {rejax['env_steps']} steps): "
-                      f"greedy {g['mean']:.1f} ± {g['std']:.1f}, sampled {s['mean']:.1f} ± "
-                      f"{s['std']:.1f}; compile {rejax['compile_s']:.1f}s, run "
-                      f"{rejax['run_s']:.1f}s, evaluation {rejax['eval_s']:.1f}s", flush=True)
-            else:
-                print(f"{env} rejax error: {rejax['errors'][0]}", flush=True)
+            report_rejax(env, rejax)
+            save()
+        if env in rejax_envs and "extended" in entry:  # its longer budget, as the row's
+            x = entry["extended"]
+            steps = purea2c.Config.preset(env).steps_per_iteration
+            x["rejax"] = rejax_run(rejax_py, env, min(rejax_seeds, x["seeds"],
+                                                      REJAX_SEEDS.get(env, rejax_seeds)),
+                                   4 * steps if quick else EXTENDED[env][0],
+                                   entry["eval_episodes"], log_dir, 6 * 3600, tag="_extended")
+            report_rejax(env, x["rejax"])
             save()
 
         if env in jumanji_envs:  # after purea2c's run, as rejax
