@@ -687,6 +687,8 @@ def markdown(record: dict[str, Any]) -> str:
                 text += (f"; the {ext['env_steps']:,}-step row: `{ext['command']}` at "
                          f"{ext['date_utc']} (git {ext['git_revision']}), load average at "
                          f"start {ext['load']}")
+            if (ext.get("rejax") or {}).get("from_run"):
+                text += f"; its rejax PPO column: {ext['rejax']['from_run']}"
         lines.append(text)
     return "\n".join(lines)
 
