@@ -213,6 +213,19 @@ def test_compiler_options_per_backend_and_under_an_outer_jit():
         SMALL.num_iterations
 
 
+def test_a_solve_check_traced_into_one_program_equals_two_programs():
+    """README's solve loop in one program: ``run`` and ``evaluate`` inside one ``jax.jit``
+    with purea2c's compiler options give bitwise what the two programs give."""
+    state = purea2c.init(jax.random.key(0), SMALL)
+
+    def check(s):
+        s, metrics = purea2c.run(s, SMALL, 3)
+        return s, metrics, purea2c.evaluate(jax.random.key(1), SMALL, s.params, num_episodes=4)
+
+    fused = jax.jit(check, compiler_options=purea2c.compiler_options())
+    assert_trees_equal(fused(state), check(state))
+
+
 # --- normalisation, gSDE, divergence ---------------------------------------------------------
 
 PENDULUM = Config(env="Pendulum-v1", num_envs=4, rollout_length=8, n_step=3,
