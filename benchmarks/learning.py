@@ -187,11 +187,19 @@ def seed_stats(per_seed: np.ndarray, threshold: float | None) -> dict[str, Any]:
                 solved=None if threshold is None else int((per_seed >= threshold).sum()))
 
 
-def run_env(name: str, num_seeds: int, eval_episodes: int, quick: bool) -> dict[str, Any]:
+def row_config(name: str, quick: bool) -> purea2c.Config:
+    """The row's config: the preset (``--quick``: two iterations of it)."""
     config = purea2c.Config.preset(name)
-    if quick:
-        config = config.replace(total_timesteps=config.steps_per_iteration * 2)
-    keys = jax.random.split(jax.random.key(0), num_seeds)
+    return config.replace(total_timesteps=config.steps_per_iteration * 2) if quick else config
+
+
+def row_keys(num_seeds: int) -> jax.Array:
+    return jax.random.split(jax.random.key(0), num_seeds)
+
+
+def run_env(name: str, num_seeds: int, eval_episodes: int, quick: bool) -> dict[str, Any]:
+    config = row_config(name, quick)
+    keys = row_keys(num_seeds)
     train = jax.jit(jax.vmap(purea2c.train, in_axes=(0, None)))
     with common.watchdog(f"compile {name}", 3600):
         t0 = time.perf_counter()
@@ -801,14 +809,12 @@ def main(argv: list[str] | None = None) -> int:
     for env in args.envs:
         if args.extended_only:  # the row as it is; its longer budget run again beside it
             entry = record["envs"][env]
-            config = purea2c.Config.preset(env)
-            if quick:
-                config = config.replace(total_timesteps=config.steps_per_iteration * 2)
+            config = row_config(env, quick)
             if not quick and common.config_record(config) != entry["config"]:
                 raise SystemExit(f"--extended-only: {env}'s preset differs from its row's "
                                  "config; run the row again first")
-            keys = jax.random.split(jax.random.key(0), entry["seeds"])
-            entry["extended"] = run_extended(env, config, keys, entry["eval_episodes"], quick)
+            entry["extended"] = run_extended(env, config, row_keys(entry["seeds"]),
+                                             entry["eval_episodes"], quick)
             entry["extended"].update(run_record)
         else:
             episodes = 32 if "MinAtar" in env else EPISODES.get(env, EVAL_EPISODES)
